@@ -1,0 +1,3 @@
+"""llm-tui core: settings, models, engine and clients. Never imports Textual."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,180 @@
+"""Health checks of everything the stack needs, each with a status and the next step.
+
+The dashboard shows these on a fresh machine (no engine, no models) so the user always
+knows what is missing; `llm-tui doctor` prints them. Each check is independent and cheap
+enough to run in a worker thread.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from enum import Enum
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from stack.settings import Settings
+
+
+class Status(str, Enum):
+    OK = "ok"
+    WARN = "warn"
+    FAIL = "fail"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: Status
+    detail: str
+    fix: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        data = asdict(self)
+        data["status"] = self.status.value
+        return data
+
+
+def check_settings(settings: Settings) -> Check:
+    if not settings.env_file.exists():
+        return Check(
+            "settings",
+            Status.FAIL,
+            f"no settings file at {settings.env_file}",
+            "run `llm-tui config init`",
+        )
+    if settings.problems:
+        first = settings.problems[0]
+        more = f" (+{len(settings.problems) - 1} more)" if len(settings.problems) > 1 else ""
+        return Check(
+            "settings",
+            Status.FAIL,
+            f"{first}{more}",
+            "fix it in the Settings screen or run `llm-tui config check`",
+        )
+    return Check("settings", Status.OK, f"{settings.env_file} is valid")
+
+
+def check_models(settings: Settings) -> Check:
+    directory = settings.models_dir
+    if not directory.is_dir():
+        return Check(
+            "models",
+            Status.FAIL,
+            f"MODELS_DIR {directory} does not exist",
+            f"create it (`mkdir -p {directory}`) or set MODELS_DIR",
+        )
+    try:
+        found = sorted(p for p in directory.rglob("*.gguf") if p.is_file())
+    except OSError as exc:
+        return Check("models", Status.FAIL, f"cannot read {directory}: {exc.strerror}")
+    if not found:
+        return Check(
+            "models",
+            Status.WARN,
+            f"no GGUF files in {directory}",
+            "download one in the Models screen (press 2), or copy a .gguf file there",
+        )
+    if not settings.chat_model:
+        return Check(
+            "models",
+            Status.WARN,
+            f"{len(found)} GGUF file(s) found but CHAT_MODEL is not set",
+            "pick one in the Models screen, or `llm-tui config set CHAT_MODEL <file>`",
+        )
+    return Check("models", Status.OK, f"serving {settings.chat_model} ({len(found)} local)")
+
+
+def check_engine(settings: Settings, connect: Callable[[], Any] | None = None) -> Check:
+    from stack.dockerhost import EngineUnavailable
+    from stack.dockerhost import connect as default_connect
+
+    try:
+        client = (connect or default_connect)()
+    except EngineUnavailable as exc:
+        return Check("docker", Status.FAIL, exc.message, exc.fix or "")
+    try:
+        version = client.version()
+        info = client.info()
+    except Exception as exc:
+        return Check("docker", Status.FAIL, f"the Docker Engine failed to answer: {exc}")
+    finally:
+        client.close()
+    runtimes = info.get("Runtimes") or {}
+    detail = f"Docker Engine {version.get('Version', '?')} (API {version.get('ApiVersion', '?')})"
+    if "nvidia" in runtimes:
+        return Check("docker", Status.OK, detail + ", NVIDIA runtime present")
+    if settings.gpu == "none":
+        return Check("docker", Status.OK, detail + ", CPU only (GPU=none)")
+    return Check(
+        "docker",
+        Status.WARN,
+        detail + ", no NVIDIA container runtime: inference would run on the CPU",
+        "install nvidia-container-toolkit (Linux) or enable the GPU in Docker Desktop; "
+        "or set GPU=none",
+    )
+
+
+def check_gpu(nvml: ModuleType | None = None) -> Check:
+    from stack.gpu import GpuUnavailable, read_gpus
+
+    try:
+        gpus = read_gpus(nvml)
+    except GpuUnavailable as exc:
+        return Check("gpu", Status.WARN, str(exc), "models can still run on the CPU (slowly)")
+    if not gpus:
+        return Check("gpu", Status.WARN, "NVML found no GPU", "check `nvidia-smi`")
+    first = gpus[0]
+    gib = first.memory_free / 2**30
+    return Check("gpu", Status.OK, f"{first.name}, {gib:.1f} GiB free of VRAM")
+
+
+def port_is_free(address: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((address, port))
+        except OSError:
+            return False
+    return True
+
+
+def check_ports(settings: Settings) -> Check:
+    wanted = [("API_GATEWAY_PORT", settings.api_gateway_port)]
+    if settings.inference_port:
+        wanted.append(("INFERENCE_PORT", settings.inference_port))
+    taken = [f"{key} {port}" for key, port in wanted if not port_is_free(settings.bind_address, port)]
+    if taken:
+        return Check(
+            "ports",
+            Status.WARN,
+            f"in use on {settings.bind_address}: {', '.join(taken)} "
+            "(fine if it is this stack already running)",
+            "stop what uses it (`ss -ltnp`) or change the port in Settings",
+        )
+    ports = ", ".join(str(port) for _, port in wanted)
+    return Check("ports", Status.OK, f"{ports} free on {settings.bind_address}")
+
+
+def check_disk(settings: Settings) -> Check:
+    target = settings.models_dir if settings.models_dir.exists() else Path(settings.home)
+    free = shutil.disk_usage(target).free / 2**30
+    if free < 5:
+        return Check(
+            "disk", Status.WARN, f"{free:.1f} GiB free for models", "free some space first"
+        )
+    return Check("disk", Status.OK, f"{free:.0f} GiB free for models")
+
+
+def run_checks(settings: Settings) -> list[Check]:
+    return [
+        check_settings(settings),
+        check_engine(settings),
+        check_gpu(),
+        check_models(settings),
+        check_ports(settings),
+        check_disk(settings),
+    ]

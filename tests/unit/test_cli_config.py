@@ -1,0 +1,120 @@
+"""The real `llm-tui` entry point: --help/--version and the `config` commands."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.unit
+
+KEY = "sk-" + "Q" * 40
+
+
+def llm_tui(*args: str, env_file: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+    exe = shutil.which("llm-tui", path=str(Path(sys.executable).parent))
+    command = [exe] if exe else [sys.executable, "-m", "stack.cli"]
+    if env_file is not None:
+        command += ["--env-file", str(env_file)]
+    return subprocess.run(
+        command + list(args),
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=60,
+    )
+
+
+HAND = textwrap.dedent(
+    f"""\
+    # hand-written, with odd quoting
+    export CTX_SIZE = "8192"   # doubled later?
+    LITELLM_MASTER_KEY='{KEY}'
+
+    MY_NOTE="keep # this"
+    PARALLEL=4 # slots
+    """
+)
+
+
+@pytest.fixture
+def env_file(tmp_path: Path) -> Path:
+    path = tmp_path / ".env"
+    path.write_text(HAND)
+    (tmp_path / "models").mkdir()
+    return path
+
+
+def test_version_and_help() -> None:
+    assert llm_tui("--version").stdout.strip() == "llm-tui 0.1.0"
+    out = llm_tui("--help").stdout
+    for command in ("config", "doctor", "up", "down", "status", "swap", "logs", "pull"):
+        assert command in out
+
+
+def test_config_set_changes_only_the_value(env_file: Path) -> None:
+    result = llm_tui("config", "set", "PARALLEL", "2", env_file=env_file)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "PARALLEL=2"
+    assert env_file.read_text() == HAND.replace("PARALLEL=4 # slots", "PARALLEL=2 # slots")
+    result = llm_tui("config", "set", "CTX_SIZE", "4096", env_file=env_file)
+    assert env_file.read_text().splitlines()[1] == 'export CTX_SIZE = "4096"   # doubled later?'
+
+
+def test_config_set_refuses_bad_value_naming_line_and_key(env_file: Path) -> None:
+    result = llm_tui("config", "set", "CTX_SIZE", "huge", env_file=env_file)
+    assert result.returncode == 1
+    assert "line 2: CTX_SIZE=huge: must be a whole number" in result.stderr
+    assert "nothing was written" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert env_file.read_text() == HAND
+
+
+def test_config_get_masks_secrets(env_file: Path) -> None:
+    masked = llm_tui("config", "get", "LITELLM_MASTER_KEY", env_file=env_file).stdout
+    assert KEY not in masked and masked.startswith("sk-QQ")
+    shown = llm_tui("config", "get", "LITELLM_MASTER_KEY", "--show-secrets", env_file=env_file)
+    assert shown.stdout.strip() == KEY
+    assert llm_tui("config", "get", "MY_NOTE", env_file=env_file).stdout == "keep # this\n"
+    assert llm_tui("config", "get", "GPU", env_file=env_file).stdout == "auto\n"
+    listing = llm_tui("config", "list", env_file=env_file).stdout
+    assert KEY not in listing and "MY_NOTE" in listing
+
+
+def test_config_check_lists_every_problem(tmp_path: Path) -> None:
+    path = tmp_path / ".env"
+    path.write_text("GPU=cuda\nFLASH_ATTN=maybe\nAPI_GATEWAY_PORT=99999\n")
+    result = llm_tui("config", "check", env_file=path)
+    assert result.returncode == 1
+    for fragment in ("line 1: GPU=cuda", "line 2: FLASH_ATTN=maybe", "line 3: API_GATEWAY_PORT"):
+        assert fragment in result.stderr
+    path.write_text("GPU=none\n")
+    (tmp_path / "models").mkdir()
+    assert llm_tui("config", "check", env_file=path).returncode == 0
+
+
+def test_env_file_from_environment_and_first_run(tmp_path: Path) -> None:
+    path = tmp_path / "stack" / "my.env"
+    result = llm_tui("config", "init", LLM_TUI_ENV_FILE=str(path))
+    assert result.returncode == 0, result.stderr
+    assert path.exists() and path.stat().st_mode & 0o777 == 0o600
+    assert "sk-" not in result.stdout  # the new key is never printed
+    assert llm_tui("config", "path", LLM_TUI_ENV_FILE=str(path)).stdout.strip() == str(path)
+
+
+def test_missing_env_file_is_a_clear_error(tmp_path: Path) -> None:
+    result = llm_tui("config", "check", env_file=tmp_path / "none.env")
+    assert result.returncode == 1
+    assert "no settings file" in result.stderr and "llm-tui config init" in result.stderr
+
+
+def test_unbuilt_commands_say_so() -> None:
+    result = llm_tui("pull", "x/y")
+    assert result.returncode == 1
+    assert "not available in this version yet" in result.stderr
+    assert llm_tui("config", "bogus").returncode == 2
