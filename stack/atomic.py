@@ -33,10 +33,8 @@ def write_atomic(path: Path, text: str, *, mode: int = NEW_FILE_MODE) -> None:
 
     An existing file keeps its permission bits; a new one gets ``mode``.
     """
-    try:
+    with contextlib.suppress(FileNotFoundError):
         mode = path.stat().st_mode & 0o777
-    except FileNotFoundError:
-        pass
     directory = path.parent
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:

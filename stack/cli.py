@@ -11,22 +11,18 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from stack import __version__
 from stack.errors import LlmTuiError
+
+if TYPE_CHECKING:
+    from stack.engine import Engine
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 # Subcommands that exist in the interface but are not built in this version yet.
 PLANNED: dict[str, str] = {
-    "up": "create and start the stack (inference + api-gateway)",
-    "down": "stop and remove the stack's containers",
-    "status": "show the state of each service",
-    "restart": "restart one service",
-    "swap": "serve another GGUF without touching the gateway",
-    "logs": "show or follow a service's logs",
-    "chat": "send a prompt through the gateway and stream the answer",
-    "compose": "write an equivalent services/compose.yml",
     "models": "list local GGUF models",
     "search": "search Hugging Face for GGUF repos",
     "files": "list a repo's GGUF files with sizes and fit",
@@ -75,14 +71,34 @@ def build_parser() -> argparse.ArgumentParser:
     config_commands.add_parser("check", help="validate .env; exit 1 listing every problem")
     config_commands.add_parser("init", help="create .env (with a generated master key)")
     config_commands.add_parser("path", help="print the .env path in use")
-    config_commands.add_parser(
-        "gateway", help="write services/api-gateway/config.yaml from .env"
-    )
+    config_commands.add_parser("gateway", help="write services/api-gateway/config.yaml from .env")
 
     doctor = commands.add_parser(
         "doctor", help="check settings, Docker, GPU, models, ports and disk"
     )
     doctor.add_argument("--json", action="store_true")
+
+    up = commands.add_parser("up", help="create/start the stack (idempotent) and wait for it")
+    up.add_argument("--no-wait", action="store_true", help="return once containers start")
+    down = commands.add_parser("down", help="stop and remove the stack's containers")
+    down.add_argument("--network", action="store_true", help="remove the stack network too")
+    status = commands.add_parser("status", help="state, health, model, ports of each service")
+    status.add_argument("--json", action="store_true")
+    restart = commands.add_parser("restart", help="restart one service")
+    restart.add_argument("service", help="inference, inference-code or api-gateway")
+    swap = commands.add_parser("swap", help="serve another GGUF; the gateway keeps running")
+    swap.add_argument("file", help="GGUF path relative to MODELS_DIR")
+    swap.add_argument("--role", choices=("chat", "code"), default="chat")
+    logs = commands.add_parser("logs", help="print (or follow) a service's logs")
+    logs.add_argument("service", nargs="?", default="inference")
+    logs.add_argument("-f", "--follow", action="store_true")
+    logs.add_argument("--tail", default="100", help="lines from the end (or 'all')")
+    chat = commands.add_parser("chat", help="stream an answer through the gateway")
+    chat.add_argument("prompt")
+    chat.add_argument("--model", default="local-chat")
+    chat.add_argument("--max-tokens", type=int, default=None)
+    compose = commands.add_parser("compose", help="write an equivalent services/compose.yml")
+    compose.add_argument("--stdout", action="store_true", help="print instead of writing")
 
     for name, text in PLANNED.items():
         sub = commands.add_parser(name, help=f"{text} (not available yet)")
@@ -222,10 +238,126 @@ def _doctor(args: argparse.Namespace) -> int:
     return EXIT_FAIL if any(c.status is Status.FAIL for c in checks) else EXIT_OK
 
 
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _engine(args: argparse.Namespace) -> Engine:
+    from stack.engine import Engine
+    from stack.settings import load_settings
+
+    return Engine(load_settings(args.env_file))
+
+
+def _up(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    result = engine.up(wait=not args.no_wait, progress=_progress)
+    changed = len(result.created) + len(result.recreated)
+    print(
+        f"stack up: {changed} started, {len(result.kept)} unchanged; "
+        f"gateway {engine.settings.gateway_url}"
+    )
+    return EXIT_OK
+
+
+def _down(args: argparse.Namespace) -> int:
+    removed = _engine(args).down(remove_network=args.network, progress=_progress)
+    print(f"stack down: removed {len(removed)} container(s)")
+    return EXIT_OK
+
+
+def _status(args: argparse.Namespace) -> int:
+    rows = _engine(args).status()
+    if args.json:
+        print(json.dumps([row.as_dict() for row in rows], indent=2))
+        return EXIT_OK
+    for row in rows:
+        health = f" ({row.health})" if row.health else ""
+        extra = []
+        if row.model:
+            extra.append(row.model)
+        if row.ports:
+            extra.append(", ".join(row.ports))
+        if row.state == "running":
+            extra.append("GPU" if row.gpu else "CPU")
+        if row.exit_code not in (None, 0) or row.oom_killed:
+            extra.append(f"exit {row.exit_code}" + (" OOM-killed" if row.oom_killed else ""))
+        if row.error:
+            extra.append(row.error)
+        print(f"{row.role:<15} {row.state}{health:<12} {'  '.join(extra)}")
+    return EXIT_OK
+
+
+def _restart(args: argparse.Namespace) -> int:
+    _engine(args).restart(args.service, progress=_progress)
+    print(f"{args.service} restarted")
+    return EXIT_OK
+
+
+def _swap(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    engine.swap(args.file, args.role, progress=_progress)
+    print(f"now serving {args.file} as local-{args.role}")
+    return EXIT_OK
+
+
+def _logs(args: argparse.Namespace) -> int:
+    from stack.logs import LogFollower
+
+    tail: int | str = int(args.tail) if args.tail.isdigit() else "all"
+    container = _engine(args).container_for(args.service)
+    follower = LogFollower(container, follow=args.follow, tail=tail, timestamps=False)
+    try:
+        for line in follower:
+            print(line.text, flush=args.follow)
+    finally:
+        follower.close()
+    return EXIT_OK
+
+
+def _chat(args: argparse.Namespace) -> int:
+    from stack.chat import stream_chat
+    from stack.settings import load_settings
+
+    settings = load_settings(args.env_file)
+    messages = [{"role": "user", "content": args.prompt}]
+    for delta in stream_chat(
+        settings.gateway_url.replace("localhost", "127.0.0.1"),
+        settings.litellm_master_key,
+        messages,
+        model=args.model,
+        max_tokens=args.max_tokens,
+    ):
+        sys.stdout.write(delta.text)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+    return EXIT_OK
+
+
+def _compose(args: argparse.Namespace) -> int:
+    from stack.compose import render_compose, write_compose
+    from stack.settings import load_settings
+
+    settings = load_settings(args.env_file)
+    if args.stdout:
+        print(render_compose(settings), end="")
+    else:
+        print(write_compose(settings))
+    return EXIT_OK
+
+
 _HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "tui": _run_tui,
     "config": _config,
     "doctor": _doctor,
+    "up": _up,
+    "down": _down,
+    "status": _status,
+    "restart": _restart,
+    "swap": _swap,
+    "logs": _logs,
+    "chat": _chat,
+    "compose": _compose,
 }
 
 

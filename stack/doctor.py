@@ -11,7 +11,7 @@ import shutil
 import socket
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -19,7 +19,7 @@ from typing import Any
 from stack.settings import Settings
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     OK = "ok"
     WARN = "warn"
     FAIL = "fail"
@@ -146,7 +146,9 @@ def check_ports(settings: Settings) -> Check:
     wanted = [("API_GATEWAY_PORT", settings.api_gateway_port)]
     if settings.inference_port:
         wanted.append(("INFERENCE_PORT", settings.inference_port))
-    taken = [f"{key} {port}" for key, port in wanted if not port_is_free(settings.bind_address, port)]
+    taken = [
+        f"{key} {port}" for key, port in wanted if not port_is_free(settings.bind_address, port)
+    ]
     if taken:
         return Check(
             "ports",

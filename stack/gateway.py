@@ -59,9 +59,7 @@ def _model_entry(alias: str, served_as: str, api_base: str, settings: Settings) 
     }
 
 
-def build_config(
-    settings: Settings, api_bases: Mapping[str, str] | None = None
-) -> dict[str, Any]:
+def build_config(settings: Settings, api_bases: Mapping[str, str] | None = None) -> dict[str, Any]:
     bases = dict(default_api_bases(settings))
     bases.update(api_bases or {})
     code_served_as = CODE_ALIAS if settings.has_code_model else CHAT_ALIAS

@@ -37,7 +37,8 @@ def _load_nvml() -> ModuleType:
         import pynvml
     except ImportError as exc:  # pragma: no cover - a declared dependency
         raise GpuUnavailable("nvidia-ml-py is not installed") from exc
-    return pynvml
+    module: ModuleType = pynvml
+    return module
 
 
 def _optional(call: Any, *args: Any) -> Any:

@@ -337,10 +337,7 @@ def load_settings(
     path = resolve_env_file(env_file, environ)
     if create and not path.exists():
         create_env_file(path)
-    if path.exists():
-        doc = envfile.read(path)
-    else:
-        doc = envfile.parse("")
+    doc = envfile.read(path) if path.exists() else envfile.parse("")
     return build_settings(path, doc)
 
 
@@ -464,7 +461,7 @@ def _check_enum(spec: Field, value: str) -> str | None:
 def _check_image(spec: Field, value: str) -> str | None:
     if not re.fullmatch(r"[a-z0-9][a-z0-9._/:@-]*", value):
         return "must be an image reference such as ghcr.io/org/name:tag"
-    name, _, tag = value.rpartition(":") if ":" in value.split("/")[-1] else (value, "", "")
+    _name, _, tag = value.rpartition(":") if ":" in value.split("/")[-1] else (value, "", "")
     if "@sha256:" in value:
         return None
     if not tag:
@@ -569,24 +566,18 @@ def validate(
 
     gateway = values.get("API_GATEWAY_PORT", "8000")
     inference = values.get("INFERENCE_PORT", "8001")
-    if (
-        inference
-        and gateway == inference
-        and not {"API_GATEWAY_PORT", "INFERENCE_PORT"} & bad
-    ):
+    if inference and gateway == inference and not {"API_GATEWAY_PORT", "INFERENCE_PORT"} & bad:
         problems.append(
             Problem(
                 "INFERENCE_PORT",
                 inference,
-                f"is also API_GATEWAY_PORT's port; the two must differ "
+                "is also API_GATEWAY_PORT's port; the two must differ "
                 "(or leave INFERENCE_PORT empty to not publish llama-server)",
                 where("INFERENCE_PORT"),
             )
         )
     bind = values.get("BIND_ADDRESS", "127.0.0.1")
-    if "BIND_ADDRESS" not in bad and _is_unspecified(bind) and not values.get(
-        "LITELLM_MASTER_KEY"
-    ):
+    if "BIND_ADDRESS" not in bad and _is_unspecified(bind) and not values.get("LITELLM_MASTER_KEY"):
         problems.append(
             Problem(
                 "BIND_ADDRESS",
@@ -636,11 +627,7 @@ def set_settings(settings: Settings, changes: Mapping[str, str]) -> Settings:
         problems = validate(new_doc.values(), home=path.parent, lines=new_doc)
         before = {(p.key, p.value) for p in validate(doc.values(), home=path.parent)}
         # Refuse only what this change broke: older problems elsewhere don't block edits.
-        caused = [
-            p
-            for p in problems
-            if p.key in changes or (p.key, p.value) not in before
-        ]
+        caused = [p for p in problems if p.key in changes or (p.key, p.value) not in before]
         if caused:
             raise SettingsError([str(p) for p in caused], fix="nothing was written")
         if text != doc.text:

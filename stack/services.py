@@ -1,0 +1,203 @@
+"""What the stack's containers should be: a pure plan built from `Settings`.
+
+`plan_services()` turns settings into `ServiceSpec`s (image, command, mounts, ports, GPU,
+labels). The engine compares each spec's hash with the label on the running container to
+decide whether to keep, recreate or create it. No Docker calls here, so the plan is unit
+tested and shared by `llm-tui compose`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from stack.gateway import (
+    CHAT_ALIAS,
+    CODE_ALIAS,
+    GATEWAY_CONTAINER_PORT,
+    INFERENCE_CONTAINER_PORT,
+    inference_container_name,
+    render_config,
+)
+from stack.settings import Settings
+
+LABEL_STACK = "llm-tui.stack"
+LABEL_ROLE = "llm-tui.role"
+LABEL_HASH = "llm-tui.settings-hash"
+LABEL_MODEL = "llm-tui.model"
+
+INFERENCE = "inference"
+INFERENCE_CODE = "inference-code"
+GATEWAY = "api-gateway"
+ROLES = (INFERENCE, INFERENCE_CODE, GATEWAY)
+
+CONTAINER_MODELS_DIR = "/models"
+GATEWAY_CONFIG_IN_CONTAINER = "/app/config.yaml"
+# Big models take minutes to load: failures inside this window don't count.
+HEALTH_START_PERIOD_S = 600
+SECOND_NS = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class GpuRequest:
+    """`all` GPUs or specific device ids."""
+
+    device_ids: tuple[str, ...] = ()
+
+    @property
+    def count(self) -> int:
+        return 0 if self.device_ids else -1
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    role: str
+    name: str
+    image: str
+    command: tuple[str, ...]
+    environment: dict[str, str] = field(default_factory=dict)
+    mounts: tuple[tuple[str, str, str], ...] = ()  # (host path, container path, mode)
+    ports: tuple[tuple[int, str, int], ...] = ()  # (container port, host address, host port)
+    gpu: GpuRequest | None = None
+    healthcheck: dict[str, object] | None = None
+    model: str = ""  # the GGUF served (inference roles)
+    extra_hash_input: str = ""  # e.g. the gateway config text: a change must recreate
+
+    @property
+    def settings_hash(self) -> str:
+        canonical = json.dumps(
+            {
+                "image": self.image,
+                "command": self.command,
+                # The key is hashed, never stored: a label is readable by anyone with docker.
+                "environment": {
+                    k: hashlib.sha256(v.encode()).hexdigest() for k, v in self.environment.items()
+                },
+                "mounts": self.mounts,
+                "ports": self.ports,
+                "gpu": None if self.gpu is None else list(self.gpu.device_ids) or "all",
+                "healthcheck": self.healthcheck,
+                "extra": hashlib.sha256(self.extra_hash_input.encode()).hexdigest(),
+            },
+            sort_keys=True,
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def labels(self, stack_name: str) -> dict[str, str]:
+        labels = {
+            LABEL_STACK: stack_name,
+            LABEL_ROLE: self.role,
+            LABEL_HASH: self.settings_hash,
+        }
+        if self.model:
+            labels[LABEL_MODEL] = self.model
+        return labels
+
+
+def gpu_request(settings: Settings, engine_has_nvidia: bool) -> GpuRequest | None:
+    """GPU=all/ids always ask for GPUs; auto asks only when the engine has the runtime."""
+    value = settings.gpu
+    if value == "none" or (value == "auto" and not engine_has_nvidia):
+        return None
+    if value in ("all", "auto"):
+        return GpuRequest()
+    return GpuRequest(tuple(part for part in value.split(",") if part))
+
+
+def inference_command(settings: Settings, model: str, alias: str, *, gpu: bool) -> tuple[str, ...]:
+    layers = settings.gpu_layers if gpu else "0"
+    return (
+        "-m",
+        f"{CONTAINER_MODELS_DIR}/{model}",
+        # Both flags always: the default port is moving away from 8080.
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(INFERENCE_CONTAINER_PORT),
+        "-ngl",
+        layers,
+        "-c",
+        str(settings.ctx_size),
+        "-np",
+        str(settings.parallel),
+        "-fa",
+        settings.flash_attn,
+        "-ctk",
+        settings.kv_cache_type,
+        "-ctv",
+        settings.kv_cache_type,
+        "-a",
+        alias,
+        "--metrics",
+    )
+
+
+def inference_healthcheck() -> dict[str, object]:
+    return {
+        "test": ["CMD", "curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:8080/health"],
+        "interval": 5 * SECOND_NS,
+        "timeout": 3 * SECOND_NS,
+        "retries": 3,
+        "start_period": HEALTH_START_PERIOD_S * SECOND_NS,
+    }
+
+
+def plan_services(settings: Settings, *, engine_has_nvidia: bool = False) -> list[ServiceSpec]:
+    """Every container the stack should run, in start order (inference first)."""
+    gpu = gpu_request(settings, engine_has_nvidia)
+    models_dir = str(Path(settings.models_dir).resolve())
+    specs: list[ServiceSpec] = []
+    inference_roles = [(INFERENCE, settings.chat_model, CHAT_ALIAS)]
+    if settings.has_code_model:
+        inference_roles.append((INFERENCE_CODE, settings.code_model, CODE_ALIAS))
+    for role, model, alias in inference_roles:
+        ports: tuple[tuple[int, str, int], ...] = ()
+        if role == INFERENCE and settings.inference_port:
+            ports = ((INFERENCE_CONTAINER_PORT, settings.bind_address, settings.inference_port),)
+        specs.append(
+            ServiceSpec(
+                role=role,
+                name=inference_container_name(settings, "chat" if role == INFERENCE else "code"),
+                image=settings.inference_image,
+                command=inference_command(settings, model, alias, gpu=gpu is not None),
+                mounts=((models_dir, CONTAINER_MODELS_DIR, "ro"),),
+                ports=ports,
+                gpu=gpu,
+                healthcheck=inference_healthcheck(),
+                model=model,
+            )
+        )
+    config_path = settings.gateway_config_path
+    specs.append(
+        ServiceSpec(
+            role=GATEWAY,
+            name=f"{settings.stack_name}-{GATEWAY}",
+            image=settings.gateway_image,
+            command=(
+                "--config",
+                GATEWAY_CONFIG_IN_CONTAINER,
+                "--port",
+                str(GATEWAY_CONTAINER_PORT),
+            ),
+            environment={
+                "LITELLM_MASTER_KEY": settings.litellm_master_key,
+                # Use the bundled price map instead of fetching one at start.
+                "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+            },
+            mounts=((str(config_path.resolve()), GATEWAY_CONFIG_IN_CONTAINER, "ro"),),
+            ports=((GATEWAY_CONTAINER_PORT, settings.bind_address, settings.api_gateway_port),),
+            extra_hash_input=render_config(settings),
+        )
+    )
+    return specs
+
+
+def host_for(address: str) -> str:
+    """Where the host reaches a port published on ``address``."""
+    if address in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if address == "::":
+        return "[::1]"
+    return f"[{address}]" if ":" in address else address

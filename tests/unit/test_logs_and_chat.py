@@ -1,0 +1,54 @@
+"""Log line reassembly and the SSE chat parser, with no server."""
+
+from __future__ import annotations
+
+import pytest
+
+from stack.chat import ChatError, parse_sse
+from stack.logs import LineSplitter, clean, split_lines
+
+
+def test_lines_split_across_chunks_are_reassembled() -> None:
+    chunks = [b"first li", b"ne\nsecond\nthi", b"rd", b"\n", b"partial"]
+    assert [line.text for line in split_lines(chunks)] == ["first line", "second", "third", "partial"]
+
+
+def test_utf8_split_inside_a_character_and_invalid_bytes() -> None:
+    text = "naïve ✓\n".encode()
+    chunks = [text[:3], text[3:8], text[8:], b"bad \xff byte\n"]
+    assert [line.text for line in split_lines(chunks)] == ["naïve ✓", "bad \ufffd byte"]
+
+
+def test_terminal_escapes_are_stripped() -> None:
+    assert clean(b"\x1b[31mred\x1b[0m \x1b]0;title\x07done\r") == "red done"
+    assert clean(b"[bold]not markup[/bold]") == "[bold]not markup[/bold]"
+    assert clean(b"bell\x07 and \x1b[2J clear") == "bell and  clear"
+
+
+def test_timestamps_are_kept_apart() -> None:
+    splitter = LineSplitter(timestamps=True)
+    (line,) = splitter.feed(b"2026-11-24T06:00:00.123456789Z srv  main: ready\n")
+    assert line.timestamp == "2026-11-24T06:00:00.123456789Z"
+    assert line.text == "srv  main: ready"
+
+
+def test_parse_sse_events_pings_and_done() -> None:
+    lines = [
+        ": ping",
+        'data: {"choices":[{"delta":{"role":"assistant"}}]}',
+        'data: {"choices":[{"delta":{"content":"Hel"}}]}',
+        "",
+        'data: {"choices":[{"delta":{"content":"lo"},"finish_reason":"length"}]}',
+        'data: {"choices":[],"usage":{"completion_tokens":2}}',
+        "data: [DONE]",
+        'data: {"choices":[{"delta":{"content":"after done"}}]}',
+    ]
+    deltas = list(parse_sse(lines))
+    assert "".join(d.text for d in deltas) == "Hello"
+    assert deltas[2].finish_reason == "length"
+    assert deltas[-1].usage == {"completion_tokens": 2}
+
+
+def test_parse_sse_error_event() -> None:
+    with pytest.raises(ChatError, match="the model failed: boom"):
+        list(parse_sse(['data: {"error":{"message":"boom"}}']))

@@ -1,0 +1,114 @@
+"""The pure container plan: commands, GPU rules, ports, labels and change detection."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stack.compose import build_compose, write_compose
+from stack.services import GATEWAY, INFERENCE, INFERENCE_CODE, gpu_request, plan_services
+from stack.settings import Settings, load_settings
+
+
+def make(tmp_path: Path, extra: str = "") -> Settings:
+    models = tmp_path / "models"
+    models.mkdir(exist_ok=True)
+    for name in ("a.gguf", "b.gguf"):
+        (models / name).write_bytes(b"GGUF" + b"\0" * 28)
+    (tmp_path / ".env").write_text(f"CHAT_MODEL=a.gguf\nLITELLM_MASTER_KEY=sk-x\n{extra}")
+    settings = load_settings(tmp_path / ".env")
+    assert settings.problems == ()
+    return settings
+
+
+def test_inference_command_follows_settings(tmp_path: Path) -> None:
+    settings = make(tmp_path, "CTX_SIZE=4096\nPARALLEL=2\nFLASH_ATTN=on\nKV_CACHE_TYPE=q8_0\n")
+    inference = plan_services(settings, engine_has_nvidia=True)[0]
+    assert inference.role == INFERENCE and inference.name == "llm-tui-inference"
+    command = " ".join(inference.command)
+    assert command.startswith("-m /models/a.gguf --host 0.0.0.0 --port 8080 -ngl auto")
+    for fragment in ("-c 4096", "-np 2", "-fa on", "-ctk q8_0 -ctv q8_0", "-a local-chat"):
+        assert fragment in command
+    assert "--metrics" in inference.command
+    assert inference.mounts == ((str((tmp_path / "models").resolve()), "/models", "ro"),)
+    assert inference.ports == ((8080, "127.0.0.1", 8001),)
+    assert inference.healthcheck and "/health" in " ".join(inference.healthcheck["test"])  # type: ignore[arg-type]
+
+
+def test_gpu_rules(tmp_path: Path) -> None:
+    assert gpu_request(make(tmp_path, "GPU=auto\n"), engine_has_nvidia=False) is None
+    assert gpu_request(make(tmp_path, "GPU=auto\n"), engine_has_nvidia=True).count == -1  # type: ignore[union-attr]
+    assert gpu_request(make(tmp_path, "GPU=none\n"), engine_has_nvidia=True) is None
+    ids = gpu_request(make(tmp_path, "GPU=0,1\n"), engine_has_nvidia=False)
+    assert ids is not None and ids.device_ids == ("0", "1") and ids.count == 0
+    # Without a GPU, layers are not offloaded whatever GPU_LAYERS says.
+    cpu = plan_services(make(tmp_path, "GPU=none\nGPU_LAYERS=all\n"))[0]
+    assert cpu.command[cpu.command.index("-ngl") + 1] == "0"
+
+
+def test_gateway_spec(tmp_path: Path) -> None:
+    settings = make(tmp_path, "API_GATEWAY_PORT=9100\nINFERENCE_PORT=\n")
+    specs = plan_services(settings)
+    assert [s.role for s in specs] == [INFERENCE, GATEWAY]
+    gateway = specs[-1]
+    assert gateway.ports == ((4000, "127.0.0.1", 9100),)
+    assert gateway.environment["LITELLM_MASTER_KEY"] == "sk-x"
+    assert gateway.command == ("--config", "/app/config.yaml", "--port", "4000")
+    assert specs[0].ports == ()  # INFERENCE_PORT empty: not published
+    # The key never appears in labels.
+    assert "sk-x" not in str(gateway.labels("llm-tui"))
+
+
+def test_code_model_gets_its_own_container(tmp_path: Path) -> None:
+    specs = plan_services(make(tmp_path, "CODE_MODEL=b.gguf\n"))
+    assert [s.role for s in specs] == [INFERENCE, INFERENCE_CODE, GATEWAY]
+    code = specs[1]
+    assert code.name == "llm-tui-inference-code"
+    assert "-a local-code" in " ".join(code.command)
+    assert code.ports == ()
+
+
+def test_hash_changes_only_for_the_affected_service(tmp_path: Path) -> None:
+    base = {s.role: s.settings_hash for s in plan_services(make(tmp_path))}
+    ctx = {s.role: s.settings_hash for s in plan_services(make(tmp_path, "CTX_SIZE=1024\n"))}
+    assert ctx[INFERENCE] != base[INFERENCE] and ctx[GATEWAY] == base[GATEWAY]
+    temp = {s.role: s.settings_hash for s in plan_services(make(tmp_path, "TEMPERATURE=0.9\n"))}
+    assert temp[GATEWAY] != base[GATEWAY] and temp[INFERENCE] == base[INFERENCE]
+    swapped = {s.role: s.settings_hash for s in plan_services(make(tmp_path).__class__(
+        **{**make(tmp_path).__dict__, "chat_model": "b.gguf"}
+    ))}
+    assert swapped[INFERENCE] != base[INFERENCE] and swapped[GATEWAY] == base[GATEWAY]
+
+
+def test_compose_export_uses_real_gpu_syntax(tmp_path: Path) -> None:
+    settings = make(tmp_path, "GPU=all\n")
+    compose = build_compose(settings)
+    inference = compose["services"]["inference"]
+    devices = inference["deploy"]["resources"]["reservations"]["devices"]
+    assert devices == [{"driver": "nvidia", "capabilities": ["gpu"], "count": "all"}]
+    assert "device_requests" not in str(compose)
+    gateway = compose["services"]["api-gateway"]
+    assert gateway["environment"]["LITELLM_MASTER_KEY"] == "${LITELLM_MASTER_KEY}"
+    assert gateway["ports"] == ["127.0.0.1:8000:4000"]
+    path = write_compose(settings)
+    assert "sk-x" not in path.read_text()
+    assert yaml.safe_load(path.read_text())["services"]["inference"]["image"].startswith("ghcr.io/")
+
+
+def test_compose_file_validates_with_docker_compose(tmp_path: Path) -> None:
+    tool = shutil.which("docker-compose")
+    if tool is None:
+        pytest.skip("docker-compose (Debian package) not installed")
+    settings = make(tmp_path, "GPU=0\n")
+    path = write_compose(settings)
+    result = subprocess.run(
+        [tool, "-f", str(path), "--env-file", str(settings.env_file), "config", "-q"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
