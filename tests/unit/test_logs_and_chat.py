@@ -10,7 +10,12 @@ from stack.logs import LineSplitter, clean, split_lines
 
 def test_lines_split_across_chunks_are_reassembled() -> None:
     chunks = [b"first li", b"ne\nsecond\nthi", b"rd", b"\n", b"partial"]
-    assert [line.text for line in split_lines(chunks)] == ["first line", "second", "third", "partial"]
+    assert [line.text for line in split_lines(chunks)] == [
+        "first line",
+        "second",
+        "third",
+        "partial",
+    ]
 
 
 def test_utf8_split_inside_a_character_and_invalid_bytes() -> None:
@@ -52,3 +57,25 @@ def test_parse_sse_events_pings_and_done() -> None:
 def test_parse_sse_error_event() -> None:
     with pytest.raises(ChatError, match="the model failed: boom"):
         list(parse_sse(['data: {"error":{"message":"boom"}}']))
+
+
+def test_dechunk_and_demultiplex_across_reads() -> None:
+    import struct
+
+    from stack.logs import dechunk, demultiplex
+
+    frames = b"".join(
+        struct.pack(">BxxxL", 1 + (i % 2), len(payload)) + payload
+        for i, payload in enumerate([b"one\n", b"two\nthr", b"ee\n", b"x" * 300 + b"\n"])
+    )
+    # Each frame as its own HTTP chunk, as the engine sends them.
+    body = b""
+    offset = 0
+    for size in (12, 15, 11, 309):
+        body += f"{size:x}\r\n".encode() + frames[offset : offset + size] + b"\r\n"
+        offset += size
+    body += b"0\r\n\r\n"
+    for step in (1, 7, 64, len(body)):
+        reads = iter([body[i : i + step] for i in range(0, len(body), step)])
+        data = b"".join(demultiplex(dechunk(lambda: next(reads, b""))))
+        assert data == b"one\ntwo\nthree\n" + b"x" * 300 + b"\n", step

@@ -1,0 +1,110 @@
+"""Log following and the events stream against real containers."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stack.engine import Engine, StackEvent
+from stack.logs import LogFollower
+from stack.settings import load_settings
+from tests.support.docker_engine import BUSYBOX_IMAGE, require_engine, require_images
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[Any]:
+    engine_client = require_engine()
+    require_images(engine_client, BUSYBOX_IMAGE)
+    yield engine_client
+    engine_client.close()
+
+
+@pytest.fixture
+def containers(client: Any) -> Iterator[list[Any]]:
+    made: list[Any] = []
+    yield made
+    for container in made:
+        container.remove(force=True)
+
+
+def run(client: Any, made: list[Any], script: str, **kw: Any) -> Any:
+    container = client.containers.run(
+        BUSYBOX_IMAGE, ["sh", "-c", script], detach=True, init=True, **kw
+    )
+    made.append(container)
+    return container
+
+
+def test_flood_is_followed_line_for_line(client: Any, containers: list[Any]) -> None:
+    container = run(client, containers, "seq 1 50000; printf 'no newline at end'")
+    container.wait(timeout=60)
+    lines = [line.text for line in LogFollower(container, timestamps=True)]
+    assert len(lines) == 50_001
+    assert lines[0] == "1" and lines[49_999] == "50000"
+    assert lines[-1] == "no newline at end"
+
+
+def test_escapes_stripped_stderr_merged_timestamps_kept(client: Any, containers: list[Any]) -> None:
+    script = r"printf '\033[31mred\033[0m\n'; echo oops >&2; printf 'caf\303\251 \377\n'"
+    container = run(client, containers, script)
+    container.wait(timeout=30)
+    lines = list(LogFollower(container, timestamps=True))
+    # stdout and stderr are separate pipes: their relative order is not guaranteed.
+    assert sorted(line.text for line in lines) == ["café \ufffd", "oops", "red"]
+    assert all(line.timestamp.startswith("20") and line.timestamp.endswith("Z") for line in lines)
+    tail = list(LogFollower(container, follow=False, tail=1, timestamps=False))
+    assert len(tail) == 1 and tail[0].text == lines[-1].text
+
+
+def test_follow_is_cancellable_from_another_thread(client: Any, containers: list[Any]) -> None:
+    container = run(client, containers, "while true; do echo tick; sleep 0.05; done")
+    follower = LogFollower(container, timestamps=False)
+    seen: list[str] = []
+    done = threading.Event()
+
+    def consume() -> None:
+        for line in follower:
+            seen.append(line.text)
+        done.set()
+
+    thread = threading.Thread(target=consume, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while len(seen) < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(seen) >= 3
+    follower.close()
+    assert done.wait(timeout=3), "close() did not end the iteration"
+
+
+def test_events_report_start_and_die_with_exit_code(
+    client: Any, containers: list[Any], tmp_path: Path
+) -> None:
+    stack = "ev" + uuid.uuid4().hex[:8]
+    (tmp_path / ".env").write_text(f"STACK_NAME={stack}\nGPU=none\n")
+    engine = Engine(load_settings(tmp_path / ".env"), client=client)
+    events: list[StackEvent] = []
+    stream = engine.events()
+    thread = threading.Thread(target=lambda: events.extend(stream), daemon=True)
+    thread.start()
+    labels = {"llm-tui.stack": stack, "llm-tui.role": "inference"}
+    container = run(client, containers, "sleep 30", labels=labels, name=f"{stack}-inference")
+    time.sleep(0.3)
+    container.kill()
+    run(client, containers, "exit 0", labels={"other": "x"})  # not ours: not reported
+    deadline = time.monotonic() + 10
+    while not any(e.action == "die" for e in events) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stream.close()
+    thread.join(timeout=3)
+    actions = [(e.action, e.name, e.role) for e in events]
+    assert ("start", f"{stack}-inference", "inference") in actions
+    die = next(e for e in events if e.action == "die")
+    assert die.exit_code == 137
+    assert all(e.name == f"{stack}-inference" for e in events)
