@@ -55,6 +55,10 @@ _FIXED_ENV = {
 }
 
 
+# Keep in step with scripts/litellm-venv.
+PRISMA_VERSION = "0.11.0"
+
+
 def default_cache_dir() -> Path:
     cache = os.environ.get("LLM_TUI_CACHE")
     return Path(cache) if cache else Path.home() / ".cache" / "llm-tui-test"
@@ -66,7 +70,7 @@ def litellm_executable() -> Path | None:
     if override:
         path = Path(override)
         return path if path.is_file() and os.access(path, os.X_OK) else None
-    venv_root = default_cache_dir() / f"litellm-{LITELLM_VERSION}"
+    venv_root = default_cache_dir() / f"litellm-{LITELLM_VERSION}-prisma-{PRISMA_VERSION}"
     path = venv_root / "venv" / "bin" / "litellm"
     if (venv_root / "installed").is_file() and os.access(path, os.X_OK):
         return path

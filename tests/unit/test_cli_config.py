@@ -16,7 +16,9 @@ pytestmark = pytest.mark.unit
 KEY = "sk-" + "Q" * 40
 
 
-def llm_tui(*args: str, env_file: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+def llm_tui(
+    *args: str, env_file: Path | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("llm-tui", path=str(Path(sys.executable).parent))
     command = [exe] if exe else [sys.executable, "-m", "stack.cli"]
     if env_file is not None:

@@ -78,9 +78,12 @@ def test_hash_changes_only_for_the_affected_service(tmp_path: Path) -> None:
     assert ctx[INFERENCE] != base[INFERENCE] and ctx[GATEWAY] == base[GATEWAY]
     temp = {s.role: s.settings_hash for s in plan_services(make(tmp_path, "TEMPERATURE=0.9\n"))}
     assert temp[GATEWAY] != base[GATEWAY] and temp[INFERENCE] == base[INFERENCE]
-    swapped = {s.role: s.settings_hash for s in plan_services(make(tmp_path).__class__(
-        **{**make(tmp_path).__dict__, "chat_model": "b.gguf"}
-    ))}
+    swapped = {
+        s.role: s.settings_hash
+        for s in plan_services(
+            make(tmp_path).__class__(**{**make(tmp_path).__dict__, "chat_model": "b.gguf"})
+        )
+    }
     assert swapped[INFERENCE] != base[INFERENCE] and swapped[GATEWAY] == base[GATEWAY]
 
 

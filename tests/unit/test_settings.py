@@ -30,7 +30,7 @@ def problems_for(tmp_path: Path, text: str) -> list[s.Problem]:
 def test_env_example_is_generated_from_the_schema() -> None:
     assert (REPO / ".env.example").read_text() == s.render_env_example(), (
         "regenerate .env.example: python -c 'from stack.settings import render_env_example;"
-        " print(render_env_example(), end=\"\")' > .env.example"
+        ' print(render_env_example(), end="")\' > .env.example'
     )
 
 
@@ -183,7 +183,9 @@ def test_secrets_are_masked() -> None:
     assert s.mask("LITELLM_MASTER_KEY", key).startswith("sk-aa")
     assert s.mask("HF_TOKEN", "hf_short") == "…••••••"
     assert s.mask("CTX_SIZE", "8192") == "8192"
-    assert "sk-" + "a" * 40 not in repr(s.Settings(Path("x"), Path("."), {}, litellm_master_key=key))
+    assert "sk-" + "a" * 40 not in repr(
+        s.Settings(Path("x"), Path("."), {}, litellm_master_key=key)
+    )
 
 
 def test_new_env_file_from_set_when_missing(tmp_path: Path) -> None:
