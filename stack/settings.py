@@ -324,6 +324,8 @@ def create_env_file(path: Path) -> Path:
     with envfile.locked(path):
         if not path.exists():
             envfile.write_atomic(path, text)
+    # The default MODELS_DIR, so the first screen shows "no models yet", not an error.
+    (path.parent / FIELDS["MODELS_DIR"].default).mkdir(exist_ok=True)
     return path
 
 

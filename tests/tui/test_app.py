@@ -1,0 +1,354 @@
+"""Pilot tests: the app's state after real key presses, workers awaited, never slept on."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from textual.command import CommandList
+from textual.pilot import Pilot
+from textual.widgets import DataTable, HelpPanel, Input, Static
+
+from stack.doctor import Check, Status
+from stack.settings import Settings, load_settings
+from tests.tui.conftest import FROZEN_CHECKS, frozen_checks, write_gguf
+from tui.__main__ import LlmTuiApp, Services, make_app
+from tui.commands import COMMANDS, MODES, CommandTableProvider
+from tui.screens.chat import ChatScreen
+from tui.screens.connect import ConnectScreen
+from tui.screens.dashboard import DashboardScreen
+from tui.screens.edit_setting import EditSettingScreen
+from tui.screens.models import ModelsScreen, ModelTable
+from tui.screens.settings import SettingsScreen, SettingsTable
+from tui.widgets.checklist import Checklist, CheckRow
+
+pytestmark = [pytest.mark.tui, pytest.mark.anyio]
+
+SIZE = (100, 32)
+
+
+def text(widget: Static) -> str:
+    return str(widget.visual)
+
+
+def screen_text(app: LlmTuiApp) -> str:
+    return "\n".join(text(static) for static in app.screen.query(Static))
+
+
+async def settle(app: LlmTuiApp, pilot: Pilot[int]) -> None:
+    """Let every worker finish and every message it posted be handled."""
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def go_to(app: LlmTuiApp, pilot: Pilot[int], mode: str) -> None:
+    key = next(m.key for m in MODES if m.name == mode)
+    await pilot.press(key)
+    await settle(app, pilot)
+    assert app.current_mode == mode
+
+
+async def select_row(pilot: Pilot[int], table: DataTable[object], key: str) -> None:
+    assert table.has_focus  # Enter must reach it without the mouse
+    row = table.get_row_index(key)
+    table.move_cursor(row=row)
+    await pilot.pause()
+
+
+async def test_starts_on_the_dashboard(app: LlmTuiApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        assert app.current_mode == "dashboard"
+        assert isinstance(app.screen, DashboardScreen)
+        assert app.title == "llm-tui"
+
+
+async def test_number_keys_switch_modes(app: LlmTuiApp) -> None:
+    expected = {
+        "dashboard": DashboardScreen,
+        "models": ModelsScreen,
+        "settings": SettingsScreen,
+        "connect": ConnectScreen,
+        "chat": ChatScreen,
+    }
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        for mode in ("models", "logs", "settings", "connect", "dashboard", "chat"):
+            await go_to(app, pilot, mode)
+            if mode in expected:
+                assert isinstance(app.screen, expected[mode])
+        # The chat input has focus: digits are typed, Esc gives the keys back.
+        assert isinstance(app.focused, Input)
+        await pilot.press("2")
+        assert app.current_mode == "chat"
+        assert app.screen.query_one("#chat-input", Input).value == "2"
+        await pilot.press("escape")
+        await go_to(app, pilot, "models")
+
+
+async def test_question_mark_toggles_the_keys_panel(app: LlmTuiApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        assert not app.screen.query(HelpPanel)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert app.screen.query(HelpPanel)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert not app.screen.query(HelpPanel)
+
+
+def test_every_binding_has_an_id_and_a_tooltip() -> None:
+    ids = [command.id for command in COMMANDS]
+    assert len(ids) == len(set(ids))
+    for command in COMMANDS:
+        binding = command.binding()
+        assert binding.id and binding.tooltip and binding.description
+        assert binding.priority == (command.key == "ctrl+q")
+
+
+async def test_palette_lists_go_to_commands(app: LlmTuiApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        provider = CommandTableProvider(app.screen)
+        titles = [hit.text async for hit in provider.discover()]
+        assert [f"Go to {mode.title}" for mode in MODES] == titles[: len(MODES)]
+        assert "Re-run the getting-started checks" in titles  # this screen's own command
+        assert "Copy the gateway key" not in titles  # another screen's
+
+        await pilot.press("ctrl+p")
+        await pilot.press(*"go to connect")
+        options = app.screen.query_one(CommandList)
+        for _ in range(500):  # the palette searches in the background; wait for the hit
+            await pilot.pause()
+            prompts = [
+                str(options.get_option_at_index(i).prompt) for i in range(options.option_count)
+            ]
+            if any("Go to Connect" in prompt for prompt in prompts):
+                break
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert app.current_mode == "connect"
+
+
+async def test_keymap_remaps_a_binding_by_id(app: LlmTuiApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        app.set_keymap({"go.models": "m"})
+        await pilot.press("m")
+        await settle(app, pilot)
+        assert app.current_mode == "models"
+
+
+async def test_checklist_shows_the_fix_of_a_failing_check(app: LlmTuiApp) -> None:
+    docker = next(check for check in FROZEN_CHECKS if check.name == "docker")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        checklist = app.screen.query_one(Checklist)
+        assert checklist.checks == FROZEN_CHECKS
+        assert "3 of 6 ready" in str(checklist.border_title)
+        rows = {row.check_name: row for row in checklist.query(CheckRow)}
+        assert rows["docker"].has_class("-fail")
+        fixes = [text(static) for static in rows["docker"].query(".check-fix").results(Static)]
+        assert fixes == [f"→ {docker.fix}"]
+        assert not rows["settings"].query(".check-fix")
+        summary = text(app.screen.query_one("#stack-summary", Static))
+        assert "http://localhost:8000/v1" in summary
+        assert "none — press 2 to pick one" in summary
+
+
+async def test_dashboard_says_checking_until_the_checks_return(settings: Settings) -> None:
+    release = threading.Event()
+    calls: list[Settings] = []
+
+    def held_checks(received: Settings) -> list[Check]:
+        calls.append(received)
+        release.wait(timeout=10)
+        return [Check("settings", Status.OK, "fine")]
+
+    app = make_app(settings, Services(run_checks=held_checks))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        checklist = app.screen.query_one(Checklist)
+        assert checklist.checks is None
+        assert "checking…" in screen_text(app)
+        assert "checking…" in str(checklist.border_title)
+        release.set()
+        await settle(app, pilot)
+        assert checklist.checks == (Check("settings", Status.OK, "fine"),)
+        await pilot.press("r")
+        await settle(app, pilot)
+        assert len(calls) == 2
+
+
+async def test_a_failing_check_run_is_a_notification_not_a_crash(settings: Settings) -> None:
+    def broken(received: Settings) -> list[Check]:
+        raise RuntimeError("engine exploded")
+
+    app = make_app(settings, Services(run_checks=broken))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        assert app.is_running
+        notes = list(app._notifications)
+        assert any("engine exploded" in note.message for note in notes)
+        assert "the checks failed" in screen_text(app)
+
+
+async def test_models_lists_files_and_enter_sets_chat_model(home: Path, app: LlmTuiApp) -> None:
+    write_gguf(home / "models" / "b-model-Q4_K_M.gguf", 3 * 2**20)
+    write_gguf(home / "models" / "family" / "a-model-Q8_0.gguf", 2048)
+    (home / "models" / "notes.txt").write_text("not a model")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await go_to(app, pilot, "models")
+        table = app.screen.query_one(ModelTable)
+        files = [str(table.get_row_at(i)[1]) for i in range(table.row_count)]
+        assert files == ["b-model-Q4_K_M.gguf", "family/a-model-Q8_0.gguf"]
+        assert str(table.get_row_at(0)[2]).strip() == "3 MiB"
+
+        await select_row(pilot, table, "family/a-model-Q8_0.gguf")
+        await pilot.press("enter")
+        await settle(app, pilot)
+
+        on_disk = load_settings(home / ".env")
+        assert on_disk.chat_model == "family/a-model-Q8_0.gguf"
+        assert "CHAT_MODEL=family/a-model-Q8_0.gguf\n" in (home / ".env").read_text()
+        assert app.settings.chat_model == "family/a-model-Q8_0.gguf"
+        assert str(table.get_row_at(1)[0]) == "● chat"
+        assert any(note.title == "Chat model set" for note in app._notifications)
+
+
+async def test_models_empty_state_says_how_to_get_one(app: LlmTuiApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await go_to(app, pilot, "models")
+        assert app.screen.has_class("-empty")
+        empty = text(app.screen.query_one("#models-empty", Static))
+        assert "Copy a .gguf file into MODELS_DIR (./models)" in empty
+        await pilot.press("enter")  # nothing to pick: no write, no crash
+        await settle(app, pilot)
+        assert app.settings.chat_model == ""
+
+
+async def edit_setting(app: LlmTuiApp, pilot: Pilot[int], key: str, value: str) -> None:
+    table = app.screen.query_one(SettingsTable)
+    await select_row(pilot, table, key)
+    await pilot.press("enter")
+    await settle(app, pilot)
+    assert isinstance(app.screen, EditSettingScreen)
+    field = app.screen.query_one("#edit-value", Input)
+    field.value = value
+    field.focus()
+    await pilot.press("enter")
+    await settle(app, pilot)
+
+
+async def test_settings_edit_rejects_invalid_and_writes_valid(home: Path, app: LlmTuiApp) -> None:
+    env = home / ".env"
+    before = env.read_bytes()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await go_to(app, pilot, "settings")
+
+        await edit_setting(app, pilot, "CTX_SIZE", "abc")
+        dialog = app.screen
+        assert isinstance(dialog, EditSettingScreen)
+        error = dialog.query_one("#edit-error", Static)
+        assert error.has_class("-visible")
+        assert "must be a whole number" in text(error)
+        assert env.read_bytes() == before
+
+        await pilot.press("escape")
+        await settle(app, pilot)
+        assert isinstance(app.screen, SettingsScreen)
+        assert env.read_bytes() == before
+
+        await edit_setting(app, pilot, "CTX_SIZE", "4096")
+        assert isinstance(app.screen, SettingsScreen)
+        assert "CTX_SIZE=4096\n" in env.read_text()
+        assert load_settings(env).ctx_size == 4096
+        assert app.settings.ctx_size == 4096
+        table = app.screen.query_one(SettingsTable)
+        assert str(table.get_row("CTX_SIZE")[1]) == "4096"
+
+
+async def test_settings_masks_secrets_until_s(app: LlmTuiApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await go_to(app, pilot, "settings")
+        table = app.screen.query_one(SettingsTable)
+        key = app.settings.litellm_master_key
+        assert key not in str(table.get_row("LITELLM_MASTER_KEY")[1])
+        await pilot.press("s")
+        await pilot.pause()
+        assert str(table.get_row("LITELLM_MASTER_KEY")[1]) == key
+
+
+async def test_settings_shows_problems_and_unknown_keys(home: Path) -> None:
+    env = home / ".env"
+    env.write_text(env.read_text() + "PARALLEL=lots\nMY_OWN_TOKEN=hunter2hunter2\n")
+    settings = load_settings(env)
+    app = make_app(settings, Services(run_checks=frozen_checks))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await go_to(app, pilot, "settings")
+        problems = app.screen.query_one("#settings-problems", Static)
+        assert problems.display
+        assert "PARALLEL" in text(problems) and "whole number" in text(problems)
+        table = app.screen.query_one(SettingsTable)
+        assert str(table.get_row("MY_OWN_TOKEN")[1]) != "hunter2hunter2"  # looks secret
+        assert "kept as is" in str(table.get_row("MY_OWN_TOKEN")[2])
+
+
+async def test_connect_shows_url_masked_key_and_snippets(app: LlmTuiApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await go_to(app, pilot, "connect")
+        key = app.settings.litellm_master_key
+        summary = text(app.screen.query_one("#connect-summary", Static))
+        assert "http://localhost:8000/v1" in summary
+        assert key not in screen_text(app)
+        claude = text(app.screen.query_one("#snippet-claude_code", Static))
+        assert "ANTHROPIC_BASE_URL=http://localhost:8000 \\" in claude
+        await pilot.press("s")
+        await pilot.pause()
+        assert key in text(app.screen.query_one("#snippet-curl", Static))
+        await pilot.press("c")
+        await pilot.pause()
+        assert app.clipboard == key
+
+
+async def test_chat_input_says_the_gateway_is_not_running(app: LlmTuiApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await go_to(app, pilot, "chat")
+        await pilot.press(*"hello", "enter")
+        await pilot.pause()
+        assert any("gateway is not running" in note.message for note in app._notifications)
+
+
+async def test_q_quits_cleanly(app: LlmTuiApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("q")
+        await pilot.pause()
+    assert not app.is_running
+    assert app.return_code in (None, 0)
+
+
+def test_app_import_leaves_heavy_modules_unloaded() -> None:
+    heavy = ["docker", "huggingface_hub", "httpx", "pynvml"]
+    code = (
+        "import sys, tui.__main__, tui.app\n"
+        f"loaded = [m for m in {heavy!r} if m in sys.modules]\n"
+        "print(','.join(loaded))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == ""

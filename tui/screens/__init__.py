@@ -1,0 +1,1 @@
+"""One screen per mode (Dashboard, Models, Logs, Chat, Settings, Connect), plus dialogs."""

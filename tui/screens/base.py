@@ -1,0 +1,98 @@
+"""What every mode screen shares: header, mode bar, footer, settings updates, worker errors."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar, cast
+
+from textual.app import ComposeResult
+from textual.dom import DOMNode
+from textual.screen import Screen
+from textual.widgets import Footer, Header
+from textual.worker import Worker, WorkerState
+
+from stack.errors import SettingsError
+from stack.settings import Settings
+from tui.messages import SettingRejected, SettingSaved
+from tui.widgets.mode_bar import ModeBar
+
+if TYPE_CHECKING:
+    from tui.app import LlmTuiApp
+
+
+def forward_worker_error(node: DOMNode, event: Worker.StateChanged) -> None:
+    """Worker state changes don't bubble: hand failures to the app's one handler."""
+    if event.state is WorkerState.ERROR:
+        cast("LlmTuiApp", node.app).report_worker_error(event.worker)
+
+
+def start_setting_write(node: DOMNode, key: str, value: str) -> Worker[None]:
+    """Validate and write one `.env` key in a thread; ``node`` gets SettingSaved/Rejected."""
+    app = cast("LlmTuiApp", node.app)
+    settings, set_setting = app.settings, app.services.set_setting
+
+    def write() -> None:
+        try:
+            new = set_setting(settings, key, value)
+        except SettingsError as error:
+            node.post_message(SettingRejected(key, value, list(error.problems)))
+        else:
+            node.post_message(SettingSaved(key, value, new))
+
+    return node.run_worker(
+        write,
+        name=f"save {key}",
+        group="settings-write",
+        thread=True,
+        exclusive=True,
+        exit_on_error=False,
+    )
+
+
+class ModeScreen(Screen[None]):
+    """A mode's screen: subclasses set MODE and SUB_TITLE and implement `compose_body`."""
+
+    MODE: ClassVar[str] = ""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._settings_stale = False
+
+    @property
+    def llm_app(self) -> LlmTuiApp:
+        return cast("LlmTuiApp", self.app)
+
+    @property
+    def settings(self) -> Settings:
+        return self.llm_app.settings
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield ModeBar(self.MODE, id="mode-bar")
+        yield from self.compose_body()
+        yield Footer()
+
+    def compose_body(self) -> ComposeResult:
+        yield from ()
+
+    # Textual calls these handlers for every class in the MRO: subclasses define their own
+    # on_mount / on_screen_resume without calling super().
+    def on_mount(self) -> None:
+        self.llm_app.settings_changed.subscribe(self, self._on_settings_published)
+
+    def on_screen_resume(self) -> None:
+        if self._settings_stale:
+            self._settings_stale = False
+            self.settings_changed(self.settings)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        forward_worker_error(self, event)
+
+    def _on_settings_published(self, settings: Settings) -> None:
+        # Hidden screens don't redraw (or start workers); they catch up when shown again.
+        if self.is_current:
+            self.settings_changed(settings)
+        else:
+            self._settings_stale = True
+
+    def settings_changed(self, settings: Settings) -> None:
+        """`.env` changed (from any screen) while this screen shows; redraw what depends on it."""
