@@ -77,5 +77,5 @@ def test_dechunk_and_demultiplex_across_reads() -> None:
     body += b"0\r\n\r\n"
     for step in (1, 7, 64, len(body)):
         reads = iter([body[i : i + step] for i in range(0, len(body), step)])
-        data = b"".join(demultiplex(dechunk(lambda: next(reads, b""))))
+        data = b"".join(demultiplex(dechunk(lambda reads=reads: next(reads, b""))))
         assert data == b"one\ntwo\nthree\n" + b"x" * 300 + b"\n", step
