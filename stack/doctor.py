@@ -85,24 +85,79 @@ def check_models(settings: Settings) -> Check:
             f"{len(found)} GGUF file(s) found but CHAT_MODEL is not set",
             "pick one in the Models screen, or `llm-tui config set CHAT_MODEL <file>`",
         )
+    for key, model in (("CHAT_MODEL", settings.chat_model), ("CODE_MODEL", settings.code_model)):
+        problem = model_file_problem(settings, model) if model else ""
+        if problem:
+            return Check(
+                "models",
+                Status.FAIL,
+                f"{key}={model}: {problem}",
+                "download it again (`llm-tui pull`) or pick another model",
+            )
     return Check("models", Status.OK, f"serving {settings.chat_model} ({len(found)} local)")
 
 
-def check_engine(settings: Settings, connect: Callable[[], Any] | None = None) -> Check:
+def model_file_problem(settings: Settings, model: str) -> str:
+    """Why a configured GGUF cannot load (bad header, truncated, missing shard), or ""."""
+    from stack.engine_errors import model_problem
+    from stack.gguf import GgufError, check_split_set, read_header
+
+    problem = model_problem(settings.models_dir, model)
+    if problem:
+        return problem.message
+    path = settings.models_dir / model
+    try:
+        header = read_header(path)
+        if header.split_count > 1:
+            check_split_set(path)
+    except GgufError as exc:
+        return exc.reason
+    return ""
+
+
+def check_engine(settings: Settings, connect: Callable[[], Any] | None = None) -> list[Check]:
+    """The engine, its NVIDIA runtime, and whether the stack's images are present."""
     from stack.dockerhost import EngineUnavailable
     from stack.dockerhost import connect as default_connect
 
     try:
         client = (connect or default_connect)()
     except EngineUnavailable as exc:
-        return Check("docker", Status.FAIL, exc.message, exc.fix or "")
+        return [
+            Check("docker", Status.FAIL, exc.message, exc.fix or ""),
+            Check("images", Status.WARN, "not checked: no Docker Engine"),
+        ]
     try:
         version = client.version()
         info = client.info()
+        images = check_images(settings, client)
     except Exception as exc:
-        return Check("docker", Status.FAIL, f"the Docker Engine failed to answer: {exc}")
+        return [Check("docker", Status.FAIL, f"the Docker Engine failed to answer: {exc}")]
     finally:
         client.close()
+    return [_engine_check(settings, version, info), images]
+
+
+def check_images(settings: Settings, client: Any) -> Check:
+    from docker.errors import ImageNotFound
+
+    missing = []
+    for image in dict.fromkeys((settings.inference_image, settings.gateway_image)):
+        try:
+            client.images.get(image)
+        except ImageNotFound:
+            missing.append(image)
+    if missing:
+        return Check(
+            "images",
+            Status.WARN,
+            f"not pulled yet: {', '.join(missing)} (several GB for the CUDA image)",
+            "`llm-tui up` pulls them with progress; needs network access once",
+        )
+    return Check("images", Status.OK, "inference and gateway images present")
+
+
+def _engine_check(settings: Settings, version: dict[str, Any], info: dict[str, Any]) -> Check:
     runtimes = info.get("Runtimes") or {}
     detail = f"Docker Engine {version.get('Version', '?')} (API {version.get('ApiVersion', '?')})"
     if "nvidia" in runtimes:
@@ -174,7 +229,7 @@ def check_disk(settings: Settings) -> Check:
 def run_checks(settings: Settings) -> list[Check]:
     return [
         check_settings(settings),
-        check_engine(settings),
+        *check_engine(settings),
         check_gpu(),
         check_models(settings),
         check_ports(settings),

@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 Progress = Callable[[str], None]
 
 HEALTH_POLL_S = 0.1
-DEFAULT_HEALTH_TIMEOUT_S = 900.0
 GATEWAY_TIMEOUT_S = 120.0
 
 
@@ -262,7 +261,7 @@ class Engine:
         *,
         wait: bool = True,
         progress: Progress = _noop,
-        timeout: float = DEFAULT_HEALTH_TIMEOUT_S,
+        timeout: float | None = None,
     ) -> UpResult:
         """Create what is missing, recreate what changed, keep what matches. Idempotent."""
         self.check_ready()
@@ -365,11 +364,12 @@ class Engine:
         spec: ServiceSpec,
         *,
         progress: Progress = _noop,
-        timeout: float = DEFAULT_HEALTH_TIMEOUT_S,
+        timeout: float | None = None,
     ) -> None:
         """Poll until the service answers; fail fast (with its last logs) if it dies."""
         import httpx
 
+        timeout = float(self.settings.load_timeout) if timeout is None else timeout
         if spec.role == svc.GATEWAY:
             url = self.gateway_base() + "/health/liveliness"
             timeout = min(timeout, GATEWAY_TIMEOUT_S)
@@ -496,7 +496,7 @@ class Engine:
         *,
         wait: bool = True,
         progress: Progress = _noop,
-        timeout: float = DEFAULT_HEALTH_TIMEOUT_S,
+        timeout: float | None = None,
     ) -> None:
         """Serve ``model``: recreate only that inference container; the gateway stays.
 
@@ -541,7 +541,7 @@ class Engine:
         return next(s.settings_hash for s in self.plan() if s.role == svc.GATEWAY)
 
     def _replace_inference(
-        self, role: str, *, wait: bool, progress: Progress, timeout: float
+        self, role: str, *, wait: bool, progress: Progress, timeout: float | None
     ) -> None:
         spec = next(
             (

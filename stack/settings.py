@@ -140,6 +140,16 @@ SCHEMA: tuple[Field, ...] = (
         section="Inference",
     ),
     Field(
+        "LOAD_TIMEOUT",
+        "900",
+        "Seconds to wait for a model to load before giving up (big models on slow disks\n"
+        "take minutes).",
+        "int",
+        minimum=5,
+        maximum=86_400,
+        section="Inference",
+    ),
+    Field(
         "INFERENCE_PORT",
         "8001",
         "Host port for llama-server itself (debugging). Empty: not published.",
@@ -251,6 +261,7 @@ class Settings:
     parallel: int = 4
     flash_attn: str = "auto"
     kv_cache_type: str = "f16"
+    load_timeout: int = 900
     inference_port: int | None = 8001
     api_gateway_port: int = 8000
     bind_address: str = "127.0.0.1"
@@ -377,6 +388,7 @@ def build_settings(path: Path, doc: envfile.EnvDocument) -> Settings:
         parallel=int(get("PARALLEL")),
         flash_attn=get("FLASH_ATTN"),
         kv_cache_type=get("KV_CACHE_TYPE"),
+        load_timeout=int(get("LOAD_TIMEOUT")),
         inference_port=int(port) if port else None,
         api_gateway_port=int(get("API_GATEWAY_PORT")),
         bind_address=get("BIND_ADDRESS"),

@@ -84,7 +84,9 @@ def test_chat_when_the_gateway_is_down(home: Path) -> None:
 def test_doctor_json_lists_every_check(home: Path) -> None:
     result = llm_tui(home, "doctor", "--json")
     checks = json.loads(result.stdout)
-    assert [c["name"] for c in checks] == ["settings", "docker", "gpu", "models", "ports", "disk"]
+    assert [c["name"] for c in checks] == [
+        "settings", "docker", "images", "gpu", "models", "ports", "disk"
+    ]
     docker = checks[1]
     assert docker["status"] == "fail" and "no Docker Engine answers" in docker["detail"]
     assert result.returncode == 1  # a failing check fails the command

@@ -39,7 +39,7 @@ def test_every_design_key_is_in_the_schema_and_example() -> None:
         "MODELS_DIR", "CHAT_MODEL", "CODE_MODEL", "INFERENCE_IMAGE", "GATEWAY_IMAGE", "GPU",
         "GPU_LAYERS", "CTX_SIZE", "PARALLEL", "FLASH_ATTN", "KV_CACHE_TYPE", "INFERENCE_PORT",
         "API_GATEWAY_PORT", "BIND_ADDRESS", "LITELLM_MASTER_KEY", "HF_TOKEN", "HF_ENDPOINT",
-        "TEMPERATURE", "MAX_TOKENS", "STACK_NAME",
+        "TEMPERATURE", "MAX_TOKENS", "STACK_NAME", "LOAD_TIMEOUT",
     }  # fmt: skip
     assert set(s.FIELDS) == design_keys
     example = (REPO / ".env.example").read_text()

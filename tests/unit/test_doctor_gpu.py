@@ -1,0 +1,143 @@
+"""Doctor checks and NVML readings (a fake NVML module stands in where no GPU exists)."""
+
+from __future__ import annotations
+
+import socket
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stack import doctor
+from stack.doctor import Status
+from stack.gpu import GpuUnavailable, read_gpus
+from stack.settings import load_settings
+from tests.support.gguf_factory import write_split_set, write_tiny_model, write_truncated
+
+
+class FakeNvml(types.ModuleType):
+    """The subset of pynvml we call, with one 6 GiB GPU (an RTX 4050 laptop)."""
+
+    class NVMLError(Exception):
+        pass
+
+    class NVMLError_LibraryNotFound(NVMLError):  # noqa: N801 - pynvml's name
+        pass
+
+    class NVMLError_NotSupported(NVMLError):  # noqa: N801
+        pass
+
+    def __init__(self, *, fail_init: bool = False, power: bool = True) -> None:
+        super().__init__("pynvml")
+        self.fail_init = fail_init
+        self.power = power
+        self.shut = False
+
+    def nvmlInit(self) -> None:  # noqa: N802
+        if self.fail_init:
+            raise self.NVMLError_LibraryNotFound("libnvidia-ml.so.1 not found")
+
+    def nvmlShutdown(self) -> None:  # noqa: N802
+        self.shut = True
+
+    def nvmlSystemGetDriverVersion(self) -> str:  # noqa: N802
+        return "560.94"
+
+    def nvmlDeviceGetCount(self) -> int:  # noqa: N802
+        return 1
+
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> int:  # noqa: N802
+        return index
+
+    def nvmlDeviceGetName(self, handle: int) -> bytes:  # noqa: N802
+        return b"NVIDIA GeForce RTX 4050 Laptop GPU"
+
+    def nvmlDeviceGetMemoryInfo(self, handle: int) -> Any:  # noqa: N802
+        return types.SimpleNamespace(total=6 * 2**30, used=2**30, free=5 * 2**30)
+
+    def nvmlDeviceGetUtilizationRates(self, handle: int) -> Any:  # noqa: N802
+        return types.SimpleNamespace(gpu=37, memory=12)
+
+    def nvmlDeviceGetTemperature(self, handle: int, sensor: int) -> int:  # noqa: N802
+        return 61
+
+    def nvmlDeviceGetPowerUsage(self, handle: int) -> int:  # noqa: N802
+        if not self.power:
+            raise self.NVMLError_NotSupported("N/A")
+        return 42_500
+
+    def nvmlDeviceGetEnforcedPowerLimit(self, handle: int) -> int:  # noqa: N802
+        return 80_000
+
+
+def test_gpu_reading_from_nvml() -> None:
+    nvml = FakeNvml()
+    (gpu,) = read_gpus(nvml)
+    assert gpu.name == "NVIDIA GeForce RTX 4050 Laptop GPU"
+    assert gpu.memory_free == 5 * 2**30
+    assert (gpu.utilization, gpu.temperature, gpu.power_watts) == (37, 61, 42.5)
+    assert nvml.shut
+
+
+def test_unsupported_metric_is_none_not_a_failure() -> None:
+    (gpu,) = read_gpus(FakeNvml(power=False))
+    assert gpu.power_watts is None and gpu.utilization == 37
+
+
+def test_no_driver_is_explained() -> None:
+    with pytest.raises(GpuUnavailable, match="no NVIDIA driver found"):
+        read_gpus(FakeNvml(fail_init=True))
+    check = doctor.check_gpu(FakeNvml(fail_init=True))
+    assert check.status is Status.WARN and "WSL2" in check.detail
+
+
+def test_real_nvml_on_this_machine_answers_plainly() -> None:
+    # The real pynvml: a GPU machine reports a GPU, a machine without one says why.
+    check = doctor.check_gpu()
+    assert check.status in (Status.OK, Status.WARN)
+    assert check.detail
+    if check.status is Status.WARN:
+        assert "NVIDIA" in check.detail or "NVML" in check.detail
+
+
+def test_gpu_check_ok_with_a_gpu() -> None:
+    check = doctor.check_gpu(FakeNvml())
+    assert check.status is Status.OK and "5.0 GiB free" in check.detail
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    write_tiny_model(tmp_path / "models" / "ok.gguf")
+    return tmp_path
+
+
+def settings_with(home: Path, text: str) -> Any:
+    (home / ".env").write_text(text)
+    return load_settings(home / ".env")
+
+
+def test_models_check_reads_the_header(home: Path) -> None:
+    assert doctor.check_models(settings_with(home, "CHAT_MODEL=ok.gguf\n")).status is Status.OK
+    write_truncated(home / "models" / "cut.gguf")
+    check = doctor.check_models(settings_with(home, "CHAT_MODEL=cut.gguf\n"))
+    assert check.status is Status.FAIL and "short of its last tensor" in check.detail
+    shards = write_split_set(home / "models", "set", shards=3)
+    shards[2].unlink()
+    check = doctor.check_models(settings_with(home, "CHAT_MODEL=set-00001-of-00003.gguf\n"))
+    assert check.status is Status.FAIL and "set-00003-of-00003.gguf" in check.detail
+
+
+def test_models_check_without_models(tmp_path: Path) -> None:
+    (tmp_path / "models").mkdir()
+    check = doctor.check_models(settings_with(tmp_path, ""))
+    assert check.status is Status.WARN and "Models screen" in check.fix
+
+
+def test_ports_check_names_a_taken_port(home: Path) -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        check = doctor.check_ports(settings_with(home, f"API_GATEWAY_PORT={port}\n"))
+    assert check.status is Status.WARN and f"API_GATEWAY_PORT {port}" in check.detail
