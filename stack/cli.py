@@ -23,12 +23,9 @@ EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 # Subcommands that exist in the interface but are not built in this version yet.
 PLANNED: dict[str, str] = {
-    "models": "list local GGUF models",
     "search": "search Hugging Face for GGUF repos",
     "files": "list a repo's GGUF files with sizes and fit",
     "pull": "download a GGUF (resumable, verified)",
-    "fit": "estimate whether a model fits the GPU",
-    "rm": "delete a local model",
 }
 
 
@@ -100,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     compose = commands.add_parser("compose", help="write an equivalent services/compose.yml")
     compose.add_argument("--stdout", action="store_true", help="print instead of writing")
 
+    from stack import cli_models
+
+    cli_models.add_commands(commands)
+
     for name, text in PLANNED.items():
         sub = commands.add_parser(name, help=f"{text} (not available yet)")
         sub.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
@@ -110,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        handler = _HANDLERS.get(args.command or "tui")
+        handler = getattr(args, "handler", None) or _HANDLERS.get(args.command or "tui")
         if handler is None:
             _print_error(f"`llm-tui {args.command}` is not available in this version yet")
             return EXIT_FAIL

@@ -1,0 +1,207 @@
+"""`llm-tui models | fit | rm`: the local library and VRAM fit, headless.
+
+Hub commands (`search`, `files`, `pull`) live in `stack/cli_hub.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from stack.errors import LlmTuiError
+from stack.settings import Settings, load_settings
+
+GIB = 2**30
+
+
+def add_vram_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--vram",
+        type=float,
+        metavar="GIB",
+        help="free VRAM to plan for (default: measured by NVML on the first GPU)",
+    )
+
+
+def free_vram_bytes(vram_gib: float | None) -> int | None:
+    """What the user said, else NVML's free memory on GPU 0, else None (unknown)."""
+    if vram_gib is not None:
+        if vram_gib <= 0:
+            raise LlmTuiError("--vram must be a positive number of GiB")
+        return int(vram_gib * GIB)
+    from stack.gpu import GpuUnavailable, read_gpus
+
+    try:
+        gpus = read_gpus()
+    except GpuUnavailable:
+        return None
+    return gpus[0].memory_free if gpus else None
+
+
+def fit_text(fit: Any) -> str:
+    if fit is None:
+        return "-"
+    summary: str = fit.summary
+    return summary
+
+
+def fit_for(header: Any, settings: Settings, free: int | None, ctx: int | None = None) -> Any:
+    from stack.fit import FitError, estimate
+
+    try:
+        return estimate(
+            header,
+            ctx=ctx or settings.ctx_size,
+            kv_cache_type=settings.kv_cache_type,
+            parallel=settings.parallel,
+            gpu_layers=settings.gpu_layers,
+            free_vram=free,
+        )
+    except FitError:
+        return None
+
+
+def human_size(size: int) -> str:
+    return f"{size / GIB:.2f} GiB" if size >= GIB else f"{size / 2**20:.1f} MiB"
+
+
+def human_params(count: int) -> str:
+    if count <= 0:
+        return "?"
+    return f"{count / 1e9:.1f}B" if count >= 1e9 else f"{count / 1e6:.1f}M"
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from stack.library import scan_library
+
+    settings = load_settings(args.env_file)
+    models = scan_library(
+        settings.models_dir, chat_model=settings.chat_model, code_model=settings.code_model
+    )
+    free = free_vram_bytes(args.vram)
+    rows: list[dict[str, Any]] = []
+    for model in models:
+        header = model.header
+        fit = fit_for(header, settings, free) if header is not None and model.usable else None
+        rows.append(
+            {
+                "path": model.relative_path,
+                "shards": len(model.shards),
+                "size": model.size,
+                "quant": header.quant if header else "",
+                "architecture": header.architecture if header else "",
+                "parameters": header.parameter_count if header else 0,
+                "context_length": header.context_length if header else 0,
+                "role": "chat" if model.is_chat else "code" if model.is_code else "",
+                "broken": model.broken,
+                "fit": fit_text(fit) if fit else "",
+                "max_ctx_that_fits": fit.max_ctx_that_fits if fit else None,
+            }
+        )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print(f"no GGUF files in {settings.models_dir}")
+        print("get one with `llm-tui search QUERY` and `llm-tui pull REPO QUANT`")
+        return 0
+    if free is None:
+        print("(no GPU measured: pass --vram GIB for a fit estimate)", file=sys.stderr)
+    for row in rows:
+        mark = {"chat": "●chat", "code": "●code"}.get(str(row["role"]), "")
+        if row["broken"]:
+            print(f"{row['path']:<48} BROKEN: {row['broken']}")
+            continue
+        params = human_params(int(row["parameters"]))
+        print(
+            f"{row['path']:<48} {row['quant']:<8} {params:>6} {human_size(int(row['size'])):>10}"
+            f"  ctx {row['context_length']:<7} {row['fit'] or '-':<32} {mark}"
+        )
+    return 0
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from stack.gguf import read_header
+
+    settings = load_settings(args.env_file)
+    target: str = args.target
+    local = settings.models_dir / target
+    if ":" in target and not local.exists():
+        from stack.cli_hub import remote_header
+
+        repo, _, quant = target.partition(":")
+        header, name = remote_header(settings, repo, quant)
+    else:
+        from stack.settings import check_model_path
+
+        problem = check_model_path(target, settings.models_dir)
+        if problem:
+            raise LlmTuiError(f"{target}: {problem}")
+        header, name = read_header(local), target
+    free = free_vram_bytes(args.vram)
+    fit = fit_for(header, settings, free, ctx=args.ctx)
+    if fit is None:
+        raise LlmTuiError(f"cannot estimate {name}: the header lacks layer or head counts")
+    print(f"{name}: {header.architecture} {header.quant}, {header.n_layers} layers")
+    print(
+        f"  weights {human_size(fit.weights_bytes)}, KV cache {human_size(fit.kv_bytes)} "
+        f"(ctx {fit.ctx}, {settings.kv_cache_type}), compute {human_size(fit.compute_bytes)}, "
+        f"overhead {human_size(fit.overhead_bytes)} = {human_size(fit.total_bytes)}"
+    )
+    if free is None:
+        print("  free VRAM unknown (no GPU found): pass --vram GIB")
+    else:
+        print(f"  free VRAM {human_size(free)}: {fit.summary}")
+        if fit.max_ctx_that_fits:
+            print(f"  largest context that fits fully offloaded: {fit.max_ctx_that_fits}")
+    return 0
+
+
+def cmd_rm(args: argparse.Namespace) -> int:
+    from stack.library import delete_model, scan_library
+
+    settings = load_settings(args.env_file)
+    models = scan_library(settings.models_dir)
+    wanted = args.file.strip("/")
+    model = next((m for m in models if wanted in (m.relative_path, *m.shards)), None)
+    if model is None:
+        raise LlmTuiError(
+            f"{wanted} is not a model in {settings.models_dir}", fix="see `llm-tui models`"
+        )
+    if wanted in (settings.chat_model, settings.code_model) or model.relative_path in (
+        settings.chat_model,
+        settings.code_model,
+    ):
+        raise LlmTuiError(
+            f"{wanted} is the model in use (CHAT_MODEL/CODE_MODEL)",
+            fix="swap to another model first",
+        )
+    files = ", ".join(model.shards)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise LlmTuiError(f"refusing to delete {files} without confirmation", fix="add --yes")
+        answer = input(f"delete {files} ({human_size(model.size)})? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("kept")
+            return 1
+    removed = delete_model(settings.models_dir, model)
+    print(f"deleted {len(removed)} file(s), freed {human_size(model.size)}")
+    return 0
+
+
+def add_commands(commands: Any) -> None:
+    models = commands.add_parser("models", help="list local GGUF models with metadata and fit")
+    models.add_argument("--json", action="store_true")
+    add_vram_option(models)
+    models.set_defaults(handler=cmd_models)
+    fit = commands.add_parser("fit", help="estimate whether a model fits the GPU")
+    fit.add_argument("target", help="FILE in MODELS_DIR, or REPO:QUANT on Hugging Face")
+    fit.add_argument("--ctx", type=int, help="context size (default: CTX_SIZE)")
+    add_vram_option(fit)
+    fit.set_defaults(handler=cmd_fit)
+    rm = commands.add_parser("rm", help="delete a local model (all its shards)")
+    rm.add_argument("file")
+    rm.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    rm.set_defaults(handler=cmd_rm)
