@@ -223,6 +223,18 @@ def test_changing_ctx_size_recreates_inference_only(running: Home) -> None:
     assert after[f"{running.stack}-inference"] != before[f"{running.stack}-inference"]
 
 
+def test_restart_keeps_the_container_and_waits_for_health(running: Home) -> None:
+    name = f"{running.stack}-inference"
+    before = running.client.containers.get(name)
+    running.engine().restart("inference", progress=lambda _: None)
+    after = running.client.containers.get(name)
+    assert after.id == before.id
+    assert after.attrs["State"]["StartedAt"] != before.attrs["State"]["StartedAt"]
+    assert answer_of(running)[0]
+    with pytest.raises(EngineError, match="no service 'vision'"):
+        running.engine().restart("vision")
+
+
 def test_status_json_and_logs_cli(running: Home) -> None:
     import subprocess
     import sys
