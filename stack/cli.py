@@ -21,13 +21,6 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
-# Subcommands that exist in the interface but are not built in this version yet.
-PLANNED: dict[str, str] = {
-    "search": "search Hugging Face for GGUF repos",
-    "files": "list a repo's GGUF files with sizes and fit",
-    "pull": "download a GGUF (resumable, verified)",
-}
-
 
 def _print_error(error: LlmTuiError | str) -> None:
     if isinstance(error, LlmTuiError):
@@ -97,13 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     compose = commands.add_parser("compose", help="write an equivalent services/compose.yml")
     compose.add_argument("--stdout", action="store_true", help="print instead of writing")
 
-    from stack import cli_models
+    from stack import cli_hub, cli_models
 
     cli_models.add_commands(commands)
-
-    for name, text in PLANNED.items():
-        sub = commands.add_parser(name, help=f"{text} (not available yet)")
-        sub.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    cli_hub.add_commands(commands)
     return parser
 
 
@@ -111,11 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        handler = getattr(args, "handler", None) or _HANDLERS.get(args.command or "tui")
-        if handler is None:
-            _print_error(f"`llm-tui {args.command}` is not available in this version yet")
-            return EXIT_FAIL
-        return handler(args)
+        handler = getattr(args, "handler", None) or _HANDLERS[args.command or "tui"]
+        return int(handler(args))
     except LlmTuiError as error:
         _print_error(error)
         return EXIT_FAIL

@@ -115,8 +115,5 @@ def test_missing_env_file_is_a_clear_error(tmp_path: Path) -> None:
     assert "no settings file" in result.stderr and "llm-tui config init" in result.stderr
 
 
-def test_unbuilt_commands_say_so() -> None:
-    result = llm_tui("pull", "x/y")
-    assert result.returncode == 1
-    assert "not available in this version yet" in result.stderr
+def test_unknown_config_action_is_a_usage_error() -> None:
     assert llm_tui("config", "bogus").returncode == 2

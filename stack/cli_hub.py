@@ -1,0 +1,281 @@
+"""`llm-tui search | files | pull`: Hugging Face from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from stack.cli_models import add_vram_option, fit_for, free_vram_bytes, human_size
+from stack.errors import LlmTuiError
+from stack.settings import Settings, load_settings
+
+
+def _hub(settings: Settings) -> Any:
+    from stack.hub import hub_from_settings
+
+    return hub_from_settings(settings)
+
+
+def remote_header(settings: Settings, repo: str, quant: str) -> tuple[Any, str]:
+    """The GGUF header of ``repo``'s ``quant`` (or file), read with Range requests."""
+    from stack.remote_header import fetch_entry_header
+
+    hub = _hub(settings)
+    listing = hub.list_gguf_files(repo)
+    entry = pick_entry(listing, quant)
+    header = fetch_entry_header(hub.endpoint, settings.hf_token, repo, listing.commit, entry)
+    return header, f"{repo}:{entry.quant} ({entry.name})"
+
+
+def pick_entry(listing: Any, wanted: str) -> Any:
+    """The entry named by a quant (Q4_K_M) or a file name/path in the repo."""
+    models = listing.models
+    lowered = wanted.lower()
+    by_file = [
+        e for e in models if any(lowered in (f.path.lower(), f.name.lower()) for f in e.files)
+    ]
+    matches = by_file or [e for e in models if e.quant.lower() == lowered]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        quants = ", ".join(sorted({e.quant for e in models})) or "none"
+        raise LlmTuiError(
+            f"{listing.repo_id} has no GGUF {wanted!r}",
+            fix=f"available quants: {quants} (`llm-tui files {listing.repo_id}`)",
+        )
+    names = ", ".join(e.first_file.path for e in matches)
+    raise LlmTuiError(
+        f"{wanted!r} matches several files in {listing.repo_id}: {names}",
+        fix="name the file instead of the quant",
+    )
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    settings = load_settings(args.env_file)
+    results = _hub(settings).search_models(args.query, sort=args.sort, limit=args.limit)
+    if args.json:
+        print(json.dumps([_summary_dict(r) for r in results], indent=2))
+        return 0
+    if not results:
+        print(f"no GGUF repos match {args.query!r}")
+        return 0
+    width = max(len(r.repo_id) for r in results)
+    for r in results:
+        params = f"{r.parameters / 1e9:.1f}B" if r.parameters else ""
+        updated = r.last_modified.date().isoformat() if r.last_modified else ""
+        gated = "gated" if r.gated else ""
+        print(
+            f"{r.repo_id:<{width}}  {r.downloads:>10,} dl  {r.likes:>6,} ♥  {params:>7}  "
+            f"{updated}  {gated}"
+        )
+    return 0
+
+
+def _summary_dict(summary: Any) -> dict[str, Any]:
+    return {
+        "repo_id": summary.repo_id,
+        "downloads": summary.downloads,
+        "likes": summary.likes,
+        "trending_score": summary.trending_score,
+        "last_modified": summary.last_modified.isoformat() if summary.last_modified else None,
+        "gated": summary.gated,
+        "parameters": summary.parameters,
+        "architecture": summary.architecture,
+    }
+
+
+def _shape_for_fit(settings: Settings, listing: Any) -> Any:
+    """One header per repo (the smallest model file): every quant shares its shape."""
+    from stack.fit import ModelShape
+    from stack.remote_header import fetch_entry_header
+
+    entries = [e for e in listing.models if e.complete]
+    if not entries:
+        return None
+    smallest = min(entries, key=lambda e: e.size)
+    header = fetch_entry_header(
+        _hub(settings).endpoint, settings.hf_token, listing.repo_id, listing.commit, smallest
+    )
+    return ModelShape.from_header(header), header
+
+
+def _fit_for_size(shape: Any, size: int, settings: Settings, free: int | None) -> Any:
+    """The shape of the measured file, scaled to another quant's weight size."""
+    from dataclasses import replace
+
+    weights = sum(shape.layer_bytes) + shape.output_bytes
+    scale = size / weights if weights else 1.0
+    scaled = replace(
+        shape,
+        layer_bytes=tuple(int(b * scale) for b in shape.layer_bytes),
+        output_bytes=int(shape.output_bytes * scale),
+    )
+    return fit_for(scaled, settings, free)
+
+
+def cmd_files(args: argparse.Namespace) -> int:
+    settings = load_settings(args.env_file)
+    listing = _hub(settings).list_gguf_files(args.repo)
+    free = free_vram_bytes(args.vram)
+    shape = None
+    if not args.no_fit and listing.models:
+        try:
+            measured = _shape_for_fit(settings, listing)
+            shape = measured[0] if measured else None
+        except LlmTuiError as exc:
+            print(f"(no fit estimate: {exc.message})", file=sys.stderr)
+    rows = []
+    for entry in listing.entries:
+        fit = (
+            _fit_for_size(shape, entry.size, settings, free) if shape and not entry.mmproj else None
+        )
+        rows.append(
+            {
+                "name": entry.name,
+                "quant": entry.quant,
+                "size": entry.size,
+                "files": [f.path for f in entry.files],
+                "shards": entry.shards,
+                "complete": entry.complete,
+                "mmproj": entry.mmproj,
+                "sha256": [f.sha256 for f in entry.files],
+                "fit": fit.summary if fit else None,
+            }
+        )
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "repo": listing.repo_id,
+                    "commit": listing.commit,
+                    "gated": listing.gated,
+                    "files": rows,
+                },
+                indent=2,
+            )
+        )
+        return 0
+    gated = "  (gated: accept its license on the website and set HF_TOKEN)" if listing.gated else ""
+    print(f"{listing.repo_id} @ {listing.commit[:12]}{gated}")
+    if not rows:
+        print("  no GGUF files")
+        return 0
+    if free is None and shape is not None:
+        print("  (no GPU measured: pass --vram GIB for a fit verdict)", file=sys.stderr)
+    for row in rows:
+        parts = f" ({row['shards']} parts)" if row["shards"] > 1 else ""
+        broken = "" if row["complete"] else "  INCOMPLETE SET"
+        kind = "  vision projector" if row["mmproj"] else ""
+        print(
+            f"  {row['quant']:<10} {human_size(row['size']):>10}  {row['name']}{parts}"
+            f"{broken}{kind}  {row['fit'] or ''}"
+        )
+    return 0
+
+
+def _progress_printer(interactive: bool) -> Any:
+    state = {"last": 0.0}
+
+    def show(progress: Any) -> None:
+        now = time.monotonic()
+        if not progress.final and now - state["last"] < (0.2 if interactive else 2.0):
+            return
+        state["last"] = now
+        eta = f"ETA {int(progress.eta) // 60}:{int(progress.eta) % 60:02d}" if progress.eta else ""
+        line = (
+            f"{progress.name}  {human_size(progress.bytes_done)}/{human_size(progress.total)}  "
+            f"{progress.fraction:5.1%}  {progress.speed / 1e6:6.1f} MB/s  {eta}  {progress.state}"
+        )
+        if interactive:
+            sys.stderr.write("\r\x1b[2K" + line)
+            if progress.final:
+                sys.stderr.write("\n")
+        else:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+    return show
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    from stack.downloads import Downloader, DownloadRequest, JobState
+
+    settings = load_settings(args.env_file)
+    hub = _hub(settings)
+    listing = hub.list_gguf_files(args.repo)
+    entry = pick_entry(listing, args.what)
+    if listing.gated and not settings.hf_token:
+        raise LlmTuiError(
+            f"{listing.repo_id} is gated: accept its license at {hub.repo_url(listing.repo_id)}",
+            fix="then create a read token (huggingface.co/settings/tokens) and "
+            "`llm-tui config set HF_TOKEN <token>`",
+        )
+    if not entry.complete:
+        raise LlmTuiError(
+            f"{entry.name} is an incomplete split set on the Hub "
+            f"({len(entry.files)} of {entry.shards} parts)",
+            fix="pick another quant",
+        )
+    folder = entry.name if entry.is_split else ""
+    interactive = sys.stderr.isatty()
+    print(
+        f"{listing.repo_id}: {entry.quant} {entry.name} ({human_size(entry.size)})", file=sys.stderr
+    )
+    if interactive and sys.stdin.isatty() and not args.yes:
+        answer = input(f"download {human_size(entry.size)} into {settings.models_dir}? [Y/n] ")
+        if answer.strip().lower() in ("n", "no"):
+            return 1
+    settings.models_dir.mkdir(parents=True, exist_ok=True)
+    downloader = Downloader.from_settings(settings)
+    try:
+        job = downloader.enqueue(
+            DownloadRequest.for_entry(listing, entry, folder), _progress_printer(interactive)
+        )
+        try:
+            final = job.wait()
+        except KeyboardInterrupt:
+            job.cancel()
+            job.wait(timeout=10)
+            print(
+                "\ninterrupted: the partial download is kept; run the same command to resume",
+                file=sys.stderr,
+            )
+            return 130
+    finally:
+        downloader.close(cancel=False)
+    if final.state is not JobState.DONE:
+        if final.error is not None:
+            raise final.error
+        raise LlmTuiError(f"download {final.state}")
+    shard1 = f"{folder}/{entry.first_file.name}" if folder else entry.first_file.name
+    for remote in entry.files:
+        print(f"{remote.sha256}  {folder + '/' if folder else ''}{remote.name}")
+    print(f"saved {settings.models_dir / shard1}")
+    if not settings.chat_model:
+        print(f"serve it: llm-tui config set CHAT_MODEL {shard1}  (or `llm-tui swap {shard1}`)")
+    return 0
+
+
+def add_commands(commands: Any) -> None:
+    search = commands.add_parser("search", help="search Hugging Face for GGUF repos")
+    search.add_argument("query")
+    search.add_argument(
+        "--sort", choices=("downloads", "likes", "trending", "recent"), default="downloads"
+    )
+    search.add_argument("--limit", type=int, default=20)
+    search.add_argument("--json", action="store_true")
+    search.set_defaults(handler=cmd_search)
+    files = commands.add_parser("files", help="a repo's GGUF files: quants, sizes, fit")
+    files.add_argument("repo")
+    files.add_argument("--json", action="store_true")
+    files.add_argument("--no-fit", action="store_true", help="skip reading a remote header")
+    add_vram_option(files)
+    files.set_defaults(handler=cmd_files)
+    pull = commands.add_parser("pull", help="download a GGUF (resumable, sha256-verified)")
+    pull.add_argument("repo")
+    pull.add_argument("what", metavar="QUANT|FILE", help="e.g. Q4_K_M, or a file name")
+    pull.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    pull.set_defaults(handler=cmd_pull)
