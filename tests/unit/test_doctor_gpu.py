@@ -22,10 +22,10 @@ class FakeNvml(types.ModuleType):
     class NVMLError(Exception):
         pass
 
-    class NVMLError_LibraryNotFound(NVMLError):  # noqa: N801 - pynvml's name
+    class NVMLError_LibraryNotFound(NVMLError):
         pass
 
-    class NVMLError_NotSupported(NVMLError):  # noqa: N801
+    class NVMLError_NotSupported(NVMLError):
         pass
 
     def __init__(self, *, fail_init: bool = False, power: bool = True) -> None:
@@ -34,40 +34,40 @@ class FakeNvml(types.ModuleType):
         self.power = power
         self.shut = False
 
-    def nvmlInit(self) -> None:  # noqa: N802
+    def nvmlInit(self) -> None:
         if self.fail_init:
             raise self.NVMLError_LibraryNotFound("libnvidia-ml.so.1 not found")
 
-    def nvmlShutdown(self) -> None:  # noqa: N802
+    def nvmlShutdown(self) -> None:
         self.shut = True
 
-    def nvmlSystemGetDriverVersion(self) -> str:  # noqa: N802
+    def nvmlSystemGetDriverVersion(self) -> str:
         return "560.94"
 
-    def nvmlDeviceGetCount(self) -> int:  # noqa: N802
+    def nvmlDeviceGetCount(self) -> int:
         return 1
 
-    def nvmlDeviceGetHandleByIndex(self, index: int) -> int:  # noqa: N802
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> int:
         return index
 
-    def nvmlDeviceGetName(self, handle: int) -> bytes:  # noqa: N802
+    def nvmlDeviceGetName(self, handle: int) -> bytes:
         return b"NVIDIA GeForce RTX 4050 Laptop GPU"
 
-    def nvmlDeviceGetMemoryInfo(self, handle: int) -> Any:  # noqa: N802
+    def nvmlDeviceGetMemoryInfo(self, handle: int) -> Any:
         return types.SimpleNamespace(total=6 * 2**30, used=2**30, free=5 * 2**30)
 
-    def nvmlDeviceGetUtilizationRates(self, handle: int) -> Any:  # noqa: N802
+    def nvmlDeviceGetUtilizationRates(self, handle: int) -> Any:
         return types.SimpleNamespace(gpu=37, memory=12)
 
-    def nvmlDeviceGetTemperature(self, handle: int, sensor: int) -> int:  # noqa: N802
+    def nvmlDeviceGetTemperature(self, handle: int, sensor: int) -> int:
         return 61
 
-    def nvmlDeviceGetPowerUsage(self, handle: int) -> int:  # noqa: N802
+    def nvmlDeviceGetPowerUsage(self, handle: int) -> int:
         if not self.power:
             raise self.NVMLError_NotSupported("N/A")
         return 42_500
 
-    def nvmlDeviceGetEnforcedPowerLimit(self, handle: int) -> int:  # noqa: N802
+    def nvmlDeviceGetEnforcedPowerLimit(self, handle: int) -> int:
         return 80_000
 
 
