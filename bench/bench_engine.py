@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,17 +36,12 @@ from stack.engine import Engine  # noqa: E402
 from stack.logs import LogFollower  # noqa: E402
 from stack.settings import load_settings  # noqa: E402
 from tests.support.gguf_factory import write_tiny_model  # noqa: E402
+from tests.support.net import free_port  # noqa: E402
 
 LLAMA_IMAGE = "llm-tui-test/llama-server:cpu"
 LITELLM_IMAGE = "llm-tui-test/litellm:1.106.2"
 BUSYBOX_IMAGE = "llm-tui-test/busybox:1"
 KEY = "sk-bench-" + "b" * 32
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def first_token(url: str, key: str | None = None, deadline_s: float = 120) -> None:

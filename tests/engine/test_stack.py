@@ -16,6 +16,7 @@ from stack.engine import Engine
 from stack.engine_errors import EngineError
 from stack.settings import Settings, load_settings
 from tests.support.gguf_factory import write_tiny_model, write_truncated
+from tests.support.net import free_port
 from tests.support.tiers import unavailable
 
 LLAMA_IMAGE = "llm-tui-test/llama-server:cpu"
@@ -41,12 +42,6 @@ def docker_client() -> Iterator[Any]:
             unavailable("test image", f"{image} is missing; run scripts/test-images")
     yield client
     client.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Home:

@@ -11,7 +11,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -20,6 +19,8 @@ from types import TracebackType
 from typing import IO, Self
 
 import httpx
+
+from tests.support.net import free_port
 
 LITELLM_VERSION = "1.106.2"
 
@@ -75,13 +76,6 @@ def litellm_executable() -> Path | None:
     if (venv_root / "installed").is_file() and os.access(path, os.X_OK):
         return path
     return None
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class LiteLLMProxy:

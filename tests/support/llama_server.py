@@ -10,7 +10,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -20,6 +19,7 @@ from types import TracebackType
 
 import httpx
 
+from tests.support.net import free_port
 from tests.support.tiers import unavailable
 
 LLAMA_CPP_PYTHON_VERSION = "0.3.36"
@@ -48,13 +48,6 @@ def require_llama_server_binary() -> Path:
             "binary not built (run scripts/build-llama-server or set LLM_TUI_LLAMA_SERVER)",
         )
     return binary
-
-
-def free_port() -> int:
-    """A loopback port that was free a moment ago (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class LlamaServerError(RuntimeError):

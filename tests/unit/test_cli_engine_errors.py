@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support.net import free_port
 
 DEAD_ENGINE = "unix:///tmp/llm-tui-no-engine-here.sock"
 
@@ -22,12 +23,6 @@ def llm_tui(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[s
         timeout=60,
         env={**os.environ, "DOCKER_HOST": DEAD_ENGINE, **env},
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -85,7 +80,13 @@ def test_doctor_json_lists_every_check(home: Path) -> None:
     result = llm_tui(home, "doctor", "--json")
     checks = json.loads(result.stdout)
     assert [c["name"] for c in checks] == [
-        "settings", "docker", "images", "gpu", "models", "ports", "disk"
+        "settings",
+        "docker",
+        "images",
+        "gpu",
+        "models",
+        "ports",
+        "disk",
     ]
     docker = checks[1]
     assert docker["status"] == "fail" and "no Docker Engine answers" in docker["detail"]
