@@ -21,6 +21,7 @@ from stack.engine_errors import (
     foreign_container_error,
     model_problem,
 )
+from stack.events import EventStream, StackEvent
 from stack.gateway import INFERENCE_CONTAINER_PORT, write_config
 from stack.services import ServiceSpec, host_for, plan_services
 from stack.settings import Settings
@@ -30,6 +31,11 @@ if TYPE_CHECKING:
     from docker.models.containers import Container
 
 Progress = Callable[[str], None]
+
+__all__ = ["Engine", "EventStream", "ServiceStatus", "StackEvent", "UpResult"]
+
+# What users may type for a service (`llm-tui logs chat`, `restart gateway`).
+ROLE_ALIASES = {"chat": svc.INFERENCE, "code": svc.INFERENCE_CODE, "gateway": svc.GATEWAY}
 
 HEALTH_POLL_S = 0.1
 GATEWAY_TIMEOUT_S = 120.0
@@ -349,8 +355,7 @@ class Engine:
             self.wait_ready(spec, progress=progress)
 
     def _spec_for(self, role: str) -> ServiceSpec:
-        aliases = {"chat": svc.INFERENCE, "code": svc.INFERENCE_CODE, "gateway": svc.GATEWAY}
-        role = aliases.get(role, role)
+        role = ROLE_ALIASES.get(role, role)
         for spec in self.plan():
             if spec.role == role:
                 return spec
@@ -568,8 +573,7 @@ class Engine:
     # --- logs --------------------------------------------------------------------------
 
     def container_for(self, role: str) -> Container:
-        aliases = {"chat": svc.INFERENCE, "code": svc.INFERENCE_CODE, "gateway": svc.GATEWAY}
-        role = aliases.get(role, role)
+        role = ROLE_ALIASES.get(role, role)
         if role not in svc.ROLES:
             raise EngineError(
                 f"unknown service {role!r}", fix="use inference, inference-code or api-gateway"
@@ -590,58 +594,3 @@ class Engine:
             filters={"type": "container", "label": f"{svc.LABEL_STACK}={self.settings.stack_name}"},
         )
         return EventStream(stream)
-
-
-@dataclass(frozen=True)
-class StackEvent:
-    action: str  # create | start | die | oom | kill | stop | destroy | health
-    name: str
-    role: str
-    exit_code: int | None = None
-    health: str = ""
-    time: float = 0.0
-
-
-INTERESTING_ACTIONS = {"create", "start", "die", "oom", "kill", "stop", "destroy", "restart"}
-
-
-def parse_event(raw: dict[str, Any]) -> StackEvent | None:
-    action = str(raw.get("Action") or raw.get("status") or "")
-    attributes = (raw.get("Actor") or {}).get("Attributes") or {}
-    health = ""
-    if action.startswith("health_status"):
-        health = action.split(":", 1)[1].strip()
-        action = "health"
-    elif action not in INTERESTING_ACTIONS:
-        return None
-    code = attributes.get("exitCode")
-    return StackEvent(
-        action=action,
-        name=str(attributes.get("name", "")),
-        role=str(attributes.get(svc.LABEL_ROLE, "")),
-        exit_code=int(code) if code is not None and str(code).isdigit() else None,
-        health=health,
-        time=float(raw.get("timeNano", 0)) / 1e9 or float(raw.get("time", 0)),
-    )
-
-
-class EventStream:
-    """Iterate `StackEvent`s; ``close()`` from another thread ends the iteration."""
-
-    def __init__(self, stream: Any) -> None:
-        self._stream = stream
-        self._closed = False
-
-    def __iter__(self) -> Iterator[StackEvent]:
-        try:
-            for raw in self._stream:
-                event = parse_event(raw)
-                if event is not None:
-                    yield event
-        except Exception:
-            if not self._closed:
-                raise
-
-    def close(self) -> None:
-        self._closed = True
-        self._stream.close()
