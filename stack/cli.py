@@ -266,7 +266,7 @@ def _status(args: argparse.Namespace) -> int:
             extra.append(row.model)
         if row.ports:
             extra.append(", ".join(row.ports))
-        if row.state == "running":
+        if row.state == "running" and row.role != "api-gateway":
             extra.append("GPU" if row.gpu else "CPU")
         if row.exit_code not in (None, 0) or row.oom_killed:
             extra.append(f"exit {row.exit_code}" + (" OOM-killed" if row.oom_killed else ""))

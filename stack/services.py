@@ -137,8 +137,9 @@ def inference_command(settings: Settings, model: str, alias: str, *, gpu: bool) 
 def inference_healthcheck() -> dict[str, object]:
     return {
         "test": ["CMD", "curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:8080/health"],
-        "interval": 5 * SECOND_NS,
-        "timeout": 3 * SECOND_NS,
+        # Short: `status` shows this health, and after a swap nobody wants to wait 5 s to see it.
+        "interval": 2 * SECOND_NS,
+        "timeout": 2 * SECOND_NS,
         "retries": 3,
         "start_period": HEALTH_START_PERIOD_S * SECOND_NS,
     }
