@@ -38,6 +38,7 @@ __all__ = ["Engine", "EventStream", "ServiceStatus", "StackEvent", "UpResult"]
 ROLE_ALIASES = {"chat": svc.INFERENCE, "code": svc.INFERENCE_CODE, "gateway": svc.GATEWAY}
 
 HEALTH_POLL_S = 0.1
+PULL_PROGRESS_INTERVAL_S = 0.5
 GATEWAY_TIMEOUT_S = 120.0
 
 
@@ -61,6 +62,36 @@ class ServiceStatus:
 
     def as_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+class PullSummary:
+    """Per-layer pull events folded into one line: bytes and layers done so far."""
+
+    def __init__(self, image: str) -> None:
+        self.image = image
+        self.layers: dict[str, tuple[int, int]] = {}  # id -> (current, total) bytes
+        self.done: set[str] = set()
+
+    def update(self, event: dict[str, Any]) -> None:
+        layer = str(event.get("id", ""))
+        status = str(event.get("status", ""))
+        if not layer or layer == self.image.rpartition(":")[2]:
+            return
+        detail = event.get("progressDetail") or {}
+        if status == "Downloading" and detail.get("total"):
+            self.layers[layer] = (int(detail.get("current", 0)), int(detail["total"]))
+        elif status in ("Download complete", "Pull complete", "Already exists"):
+            self.done.add(layer)
+            _, total = self.layers.get(layer, (0, 0))
+            self.layers[layer] = (total, total)
+        else:
+            self.layers.setdefault(layer, (0, 0))
+
+    def line(self) -> str:
+        current = sum(c for c, _ in self.layers.values())
+        total = sum(t for _, t in self.layers.values())
+        size = f"{current / 1e9:.2f}/{total / 1e9:.2f} GB, " if total else ""
+        return f"pulling {self.image}: {size}{len(self.done)}/{len(self.layers)} layers"
 
 
 @dataclass(frozen=True)
@@ -177,12 +208,15 @@ class Engine:
         except ImageNotFound:
             pass
         progress(f"pulling {image}")
+        summary = PullSummary(image)
+        last = 0.0
         for event in self.pull_events(image):
-            status = event.get("status", "")
-            layer = event.get("id", "")
-            detail = event.get("progress", "")
-            if status:
-                progress(f"{image}: {layer} {status} {detail}".strip())
+            summary.update(event)
+            now = time.monotonic()
+            if now - last >= PULL_PROGRESS_INTERVAL_S:
+                progress(summary.line())
+                last = now
+        progress(summary.line())
         try:
             self.client.images.get(image)
         except (ImageNotFound, APIError) as exc:

@@ -115,3 +115,24 @@ def test_compose_file_validates_with_docker_compose(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_pull_events_fold_into_one_progress_line() -> None:
+    from stack.engine import PullSummary
+
+    summary = PullSummary("ghcr.io/ggml-org/llama.cpp:server-cuda-b10666")
+    events = [
+        {"status": "Pulling from ggml-org/llama.cpp", "id": "server-cuda-b10666"},
+        {"status": "Pulling fs layer", "id": "a1"},
+        {"status": "Pulling fs layer", "id": "b2"},
+        {"status": "Downloading", "id": "a1", "progressDetail": {"current": 5e8, "total": 1e9}},
+        {"status": "Downloading", "id": "b2", "progressDetail": {"current": 1e8, "total": 2e9}},
+        {"status": "Already exists", "id": "c3"},
+    ]
+    for event in events:
+        summary.update(event)
+    assert summary.line() == (
+        "pulling ghcr.io/ggml-org/llama.cpp:server-cuda-b10666: 0.60/3.00 GB, 1/3 layers"
+    )
+    summary.update({"status": "Pull complete", "id": "a1"})
+    assert "1.10/3.00 GB, 2/3 layers" in summary.line()
