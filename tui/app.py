@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -16,22 +17,25 @@ from textual.worker import Worker
 from stack.errors import LlmTuiError
 from stack.settings import Settings
 from tui.commands import APP, CommandTableProvider, bindings
+from tui.mailbox import StreamHandle
 from tui.screens.chat import ChatScreen
 from tui.screens.connect import ConnectScreen
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.logs import LogsScreen
 from tui.screens.models import ModelsScreen
 from tui.screens.settings import SettingsScreen
-from tui.services import Services
+from tui.services import Services, StackEngine
 
 WORKER_TITLES = {
     "doctor": "Checks failed",
     "models-scan": "Could not list models",
     "settings-write": "Could not save the setting",
+    "logs-follow": "Could not follow the logs",
+    "chat": "Chat failed",
 }
 
 # Actions that make no sense while a dialog is open (it would be left behind, or lost).
-BLOCKED_IN_DIALOGS = {"go", "quit"}
+BLOCKED_IN_DIALOGS = {"go", "quit", "in_mode"}
 
 
 class LlmTuiApp(App[int]):
@@ -58,6 +62,44 @@ class LlmTuiApp(App[int]):
         self.services = services
         self.settings_changed: Signal[Settings] = Signal(self, "settings-changed")
         self._started_at = time.perf_counter() if started_at is None else started_at
+        self._engine: StackEngine | None = None
+        # The stack operation (up, down, restart, swap) running now, as a person says it;
+        # one at a time, whichever screen started it.
+        self.stack_operation: str | None = None
+        # Streams workers read (events, logs): all closed at exit, so no thread is left
+        # blocked on a socket (the event loop waits for its threads before it ends).
+        self._streams: weakref.WeakSet[StreamHandle[Any]] = weakref.WeakSet()
+
+    @property
+    def engine(self) -> StackEngine:
+        """The engine for the current settings (built here, it connects in a worker)."""
+        if self._engine is None or self._engine.settings is not self.settings:
+            self._engine = self.services.make_engine(self.settings)
+        return self._engine
+
+    def begin_stack_operation(self, what: str) -> bool:
+        """Claim the one stack-operation slot; False (and a notice) while another runs."""
+        if self.stack_operation is not None:
+            self.notify(
+                f"Wait until {self.stack_operation} has finished.",
+                title="Busy",
+                severity="warning",
+                markup=False,
+            )
+            return False
+        self.stack_operation = what
+        return True
+
+    def end_stack_operation(self) -> None:
+        self.stack_operation = None
+
+    def track_stream(self, handle: StreamHandle[Any]) -> StreamHandle[Any]:
+        self._streams.add(handle)
+        return handle
+
+    def on_unmount(self) -> None:
+        for handle in list(self._streams):
+            handle.close()
 
     def on_mount(self) -> None:
         self.switch_mode("dashboard")
@@ -74,6 +116,11 @@ class LlmTuiApp(App[int]):
     def action_go(self, mode: str) -> None:
         self.switch_mode(mode)
 
+    async def action_in_mode(self, mode: str, action: str) -> None:
+        """Run a screen's action from the palette of another screen: switch there first."""
+        await self.switch_mode(mode)
+        await self.run_action(action, self.screen)
+
     def action_exit_now(self) -> None:
         self.exit()
 
@@ -88,18 +135,21 @@ class LlmTuiApp(App[int]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         return not (action in BLOCKED_IN_DIALOGS and isinstance(self.screen, ModalScreen))
 
-    def report_worker_error(self, worker: Worker[object]) -> None:
+    def report_worker_error(self, worker: Worker[Any], title: str | None = None) -> None:
         """The one place worker failures go: a notification that says what to do."""
         error = worker.error
-        if isinstance(error, LlmTuiError):
-            message = error.message + (f"\nFix: {error.fix}" if error.fix else "")
-        else:
-            message = f"{type(error).__name__}: {error}"
         self.log.error(f"worker {worker.name!r} failed: {error!r}")
         self.notify(
-            message,
-            title=WORKER_TITLES.get(worker.group, f"{worker.name} failed"),
+            error_text(error),
+            title=title or WORKER_TITLES.get(worker.group, f"{worker.name} failed"),
             severity="error",
             timeout=15,
             markup=False,
         )
+
+
+def error_text(error: BaseException | None) -> str:
+    """An error as the user reads it: the message, then the fix on its own line."""
+    if isinstance(error, LlmTuiError):
+        return error.message + (f"\nFix: {error.fix}" if error.fix else "")
+    return f"{type(error).__name__}: {error}"

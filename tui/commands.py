@@ -51,6 +51,7 @@ class Command:
     priority: bool = False
     palette: bool = True
     key_display: str | None = None
+    everywhere: bool = False  # in the palette on every screen (it switches to its own)
 
     def binding(self) -> Binding:
         return Binding(
@@ -119,12 +120,115 @@ COMMANDS: tuple[Command, ...] = (
         scope="dashboard",
     ),
     Command(
+        "dashboard.up",
+        "u",
+        "screen.start_stack",
+        "Start",
+        "Start or update the stack",
+        "Create or update the inference and gateway containers, then wait until they answer",
+        scope="dashboard",
+        everywhere=True,
+    ),
+    Command(
+        "dashboard.down",
+        "d",
+        "screen.stop_stack",
+        "Stop",
+        "Stop the stack",
+        "Stop and remove the stack's containers (asks first; models and settings stay)",
+        scope="dashboard",
+        everywhere=True,
+    ),
+    Command(
+        "dashboard.restart",
+        "R",
+        "screen.restart_service",
+        "Restart",
+        "Restart a service",
+        "Pick a service (the selected card first) and restart its container",
+        scope="dashboard",
+        everywhere=True,
+    ),
+    Command(
+        "dashboard.logs",
+        "l",
+        "screen.show_logs",
+        "Logs",
+        "Show the selected service's logs",
+        "Open the Logs screen on the service whose card is selected",
+        scope="dashboard",
+    ),
+    Command(
+        "card.prev",
+        "left",
+        "neighbour(-1)",
+        "Previous",
+        "Select the previous service",
+        "Move the selection to the card on the left",
+        scope="dashboard.card",
+        show=False,
+        palette=False,
+    ),
+    Command(
+        "card.next",
+        "right",
+        "neighbour(1)",
+        "Next",
+        "Select the next service",
+        "Move the selection to the card on the right",
+        scope="dashboard.card",
+        show=False,
+        palette=False,
+    ),
+    Command(
+        "confirm.yes",
+        "y",
+        "screen.yes",
+        "Yes",
+        "Yes",
+        "Go ahead",
+        scope="confirm",
+        palette=False,
+    ),
+    Command(
+        "confirm.no",
+        "n,escape",
+        "screen.no",
+        "Cancel",
+        "Cancel",
+        "Close the dialog and change nothing",
+        scope="confirm",
+        palette=False,
+        key_display="n/esc",
+    ),
+    Command(
+        "pick.cancel",
+        "escape",
+        "screen.cancel",
+        "Cancel",
+        "Cancel",
+        "Close the list and change nothing",
+        scope="pick",
+        palette=False,
+    ),
+    Command(
         "models.use_chat",
         "enter",
         "screen.use_chat_model",
-        "Use for chat",
-        "Use the selected model for chat (CHAT_MODEL)",
-        "Set CHAT_MODEL to the selected GGUF file; it is served as local-chat",
+        "Serve as chat",
+        "Serve the selected model as local-chat",
+        "Swap local-chat to the selected GGUF (the gateway keeps running), or set CHAT_MODEL "
+        "when the stack is stopped",
+        scope="models.table",
+    ),
+    Command(
+        "models.use_code",
+        "c",
+        "screen.use_code_model",
+        "Serve as code",
+        "Serve the selected model as local-code",
+        "Serve the selected GGUF as local-code (a second inference container), or set "
+        "CODE_MODEL when the stack is stopped",
         scope="models.table",
     ),
     Command(
@@ -135,6 +239,16 @@ COMMANDS: tuple[Command, ...] = (
         "Rescan the models folder",
         "List the GGUF files in MODELS_DIR again",
         scope="models",
+    ),
+    Command(
+        "chat.cancel",
+        "escape",
+        "screen.cancel_answer",
+        "Cancel answer",
+        "Cancel the answer being written",
+        "Stop the answer that is streaming in and put your message back in the input",
+        scope="chat",
+        palette=False,
     ),
     Command(
         "chat.leave_input",
@@ -154,6 +268,82 @@ COMMANDS: tuple[Command, ...] = (
         "Type a message",
         "Move to the message input",
         scope="chat",
+    ),
+    Command(
+        "chat.model",
+        "ctrl+t",
+        "screen.toggle_model",
+        "Model",
+        "Switch between local-chat and local-code",
+        "Send the next messages to the other model alias",
+        scope="chat",
+    ),
+    Command(
+        "chat.new",
+        "ctrl+n",
+        "screen.new_chat",
+        "New chat",
+        "Start a new conversation",
+        "Forget this conversation's messages and start again",
+        scope="chat",
+    ),
+    Command(
+        "logs.prev",
+        "left_square_bracket",
+        "screen.switch_service(-1)",
+        "Prev service",
+        "Show the previous service's logs",
+        "Switch the log pane to the service on the left",
+        scope="logs",
+        key_display="[",
+    ),
+    Command(
+        "logs.next",
+        "right_square_bracket",
+        "screen.switch_service(1)",
+        "Next service",
+        "Show the next service's logs",
+        "Switch the log pane to the service on the right",
+        scope="logs",
+        key_display="]",
+    ),
+    Command(
+        "logs.follow",
+        "f",
+        "screen.toggle_follow",
+        "Follow",
+        "Follow the logs (or stop following)",
+        "Keep scrolling to the newest line as lines arrive, or hold the view where it is",
+        scope="logs",
+    ),
+    Command(
+        "logs.filter",
+        "slash",
+        "screen.open_filter",
+        "Filter",
+        "Filter the log lines",
+        "Show only the lines that contain some text (Enter applies, Esc clears)",
+        scope="logs",
+        key_display="/",
+    ),
+    Command(
+        "logs.clear",
+        "c",
+        "screen.clear_logs",
+        "Clear",
+        "Clear the log pane",
+        "Forget the lines shown so far; new lines keep arriving",
+        scope="logs",
+    ),
+    Command(
+        "logs.close_filter",
+        "escape",
+        "screen.close_filter",
+        "Clear filter",
+        "Clear the filter",
+        "Close the filter and show every line again",
+        scope="logs",
+        palette=False,
     ),
     Command(
         "settings.edit",
@@ -233,7 +423,7 @@ def _palette_commands(mode: str | None) -> Iterator[Command]:
         if not command.palette:
             continue
         owner = command.scope.partition(".")[0]
-        if owner in (APP, mode):
+        if owner in (APP, mode) or command.everywhere:
             yield command
 
 
@@ -245,7 +435,12 @@ class CommandTableProvider(Provider):
         for command in _palette_commands(mode):
             action = command.action
             run: Callable[[], object]
-            if action.startswith("screen."):
+            owner = command.scope.partition(".")[0]
+            if command.everywhere and owner != mode:
+                # Another screen's command: switch to that screen, then run it there.
+                name = action.removeprefix("screen.")
+                run = partial(self.app.run_action, f"app.in_mode({owner!r}, {name!r})")
+            elif action.startswith("screen."):
                 run = partial(self.app.run_action, action.removeprefix("screen."), self.screen)
             else:
                 run = partial(self.app.run_action, action)

@@ -1,4 +1,4 @@
-"""Fixtures for the Textual tests: a stack home in tmp_path and frozen doctor results."""
+"""Fixtures for the Textual tests: a stack home in tmp_path, frozen checks, faked seams."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 from stack import envfile
 from stack.doctor import Check, Status
 from stack.settings import Settings, load_settings, render_env_example
-from tui.__main__ import LlmTuiApp, Services, make_app
+from tests.tui.fakes import FakeChat, FakeEngine, FakeLogs, fake_services
+from tui.__main__ import LlmTuiApp, make_app
 
 FAKE_MASTER_KEY = "sk-test-0123456789abcdefghij"
 
@@ -40,10 +41,6 @@ FROZEN_CHECKS = (
 )
 
 
-def frozen_checks(settings: Settings) -> list[Check]:
-    return list(FROZEN_CHECKS)
-
-
 def write_env(home: Path, **values: str) -> Path:
     """A `.env` from the template with a fixed master key (nothing random on screen)."""
     text = render_env_example()
@@ -51,13 +48,6 @@ def write_env(home: Path, **values: str) -> Path:
         text = envfile.with_value(envfile.parse(text), key, value)
     path = home / ".env"
     path.write_text(text)
-    return path
-
-
-def write_gguf(path: Path, size: int = 4096) -> Path:
-    """A tiny file that passes the GGUF magic check (not a loadable model)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"GGUF" + b"\0" * (size - 4))
     return path
 
 
@@ -71,6 +61,7 @@ def anyio_backend() -> str:
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """The stack home; also the working folder, so paths show as ./… on screen."""
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / ".cache"))  # the library's cache
     (tmp_path / "models").mkdir()
     write_env(tmp_path)
     yield tmp_path
@@ -82,5 +73,21 @@ def settings(home: Path) -> Settings:
 
 
 @pytest.fixture
-def app(settings: Settings) -> LlmTuiApp:
-    return make_app(settings, Services(run_checks=frozen_checks))
+def engine() -> FakeEngine:
+    return FakeEngine()
+
+
+@pytest.fixture
+def logs() -> FakeLogs:
+    return FakeLogs()
+
+
+@pytest.fixture
+def chat() -> FakeChat:
+    return FakeChat()
+
+
+@pytest.fixture
+def app(settings: Settings, engine: FakeEngine, logs: FakeLogs, chat: FakeChat) -> LlmTuiApp:
+    services = fake_services(FROZEN_CHECKS, engine=engine, logs=logs, chat=chat)
+    return make_app(settings, services)

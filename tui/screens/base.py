@@ -19,9 +19,15 @@ if TYPE_CHECKING:
     from tui.app import LlmTuiApp
 
 
-def forward_worker_error(node: DOMNode, event: Worker.StateChanged) -> None:
-    """Worker state changes don't bubble: hand failures to the app's one handler."""
-    if event.state is WorkerState.ERROR:
+def forward_worker_error(
+    node: DOMNode, event: Worker.StateChanged, handled: frozenset[str] = frozenset()
+) -> None:
+    """Worker state changes don't bubble: hand failures to the app's one handler.
+
+    Groups in ``handled`` are the screen's own to report (e.g. a poll that shows its
+    failure in place, instead of a notification every few seconds).
+    """
+    if event.state is WorkerState.ERROR and event.worker.group not in handled:
         cast("LlmTuiApp", node.app).report_worker_error(event.worker)
 
 
@@ -52,6 +58,8 @@ class ModeScreen(Screen[None]):
     """A mode's screen: subclasses set MODE and SUB_TITLE and implement `compose_body`."""
 
     MODE: ClassVar[str] = ""
+    # Worker groups whose failures the screen reports itself (see forward_worker_error).
+    SELF_REPORTED: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self) -> None:
         super().__init__()
@@ -85,7 +93,7 @@ class ModeScreen(Screen[None]):
             self.settings_changed(self.settings)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        forward_worker_error(self, event)
+        forward_worker_error(self, event, self.SELF_REPORTED)
 
     def _on_settings_published(self, settings: Settings) -> None:
         # Hidden screens don't redraw (or start workers); they catch up when shown again.

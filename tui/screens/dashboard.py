@@ -1,65 +1,136 @@
-"""Dashboard: what is ready, what to do next, and where the gateway will listen."""
+"""Dashboard: the stack's services, the GPU, what is ready, and the keys that run it all.
+
+The stack panel (status poll + engine events) and the GPU strip (NVML sampler) run their
+loops only while the dashboard shows: they stop when another screen shows (or a dialog
+covers this one) and start again when it comes back. Stack operations (u, d, R) run in
+their own worker and keep running whatever shows; their progress lands in the operation
+panel.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
-from textual.content import Content
 from textual.message import Message
-from textual.widgets import Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from stack.doctor import Check, Status
+from stack.engine import ServiceStatus, UpResult
+from stack.errors import LlmTuiError
 from stack.settings import Settings
 from tui.commands import bindings
+from tui.formatting import host_ports
+from tui.mailbox import Mailbox
 from tui.screens.base import ModeScreen
+from tui.screens.dialogs import ConfirmScreen, PickServiceScreen
+from tui.screens.logs import LogsScreen
+from tui.services import Progress, StackEngine
 from tui.widgets.checklist import Checklist
+from tui.widgets.gpu_strip import GpuStrip
+from tui.widgets.operation_panel import OperationPanel
+from tui.widgets.service_card import ServiceCard
+from tui.widgets.stack_panel import StackPanel
 
-NO_MODEL = "none — press 2 to pick one"
-STACK_NOT_RUNNING = "stack not running — `u` to start will come with the engine"
+Job = Callable[[StackEngine, Progress], str]
 
 
-def stack_summary(settings: Settings) -> Content:
-    """Gateway URL, models and stack state, one labelled line each."""
-    rows = [
-        ("Gateway", settings.gateway_url),
-        ("Chat model", settings.chat_model or NO_MODEL),
-    ]
-    if settings.has_code_model:
-        rows.append(("Code model", settings.code_model))
-    rows.append(("Status", STACK_NOT_RUNNING))
-    width = max(len(label) for label, _ in rows) + 2
-    lines = [Content.assemble((label.ljust(width), "bold"), value) for label, value in rows]
-    return Content("\n").join(lines)
+@dataclass(frozen=True)
+class Operation:
+    """A stack operation as the user sees it: while it runs, when it worked, when not."""
+
+    running: str  # "Starting the stack"
+    done: str  # notification title on success
+    failed: str  # notification title on failure
+    job: Job
+
+
+def up_summary(result: UpResult, settings: Settings) -> str:
+    started = len(result.created) + len(result.recreated)
+    if started == 0:
+        return f"The stack was already up to date; the gateway is {settings.gateway_url}"
+    return (
+        f"Stack up: {started} started, {len(result.kept)} unchanged; "
+        f"the gateway is {settings.gateway_url}"
+    )
+
+
+def with_stack_ports(checks: Sequence[Check], statuses: Sequence[ServiceStatus]) -> list[Check]:
+    """The ports check warns about ports in use; when this stack uses them, that is fine."""
+    ours = [port for s in statuses if s.state == "running" for port in host_ports(s.ports)]
+    adjusted = []
+    for check in checks:
+        if check.name == "ports" and check.status is Status.WARN and ours:
+            check = Check("ports", Status.OK, f"{', '.join(ours)} serve this stack")
+        adjusted.append(check)
+    return adjusted
 
 
 class DashboardScreen(ModeScreen):
     MODE = "dashboard"
     SUB_TITLE = "Dashboard"
     BINDINGS = bindings("dashboard")
+    AUTO_FOCUS = "ServiceCard"
+    SELF_REPORTED: ClassVar[frozenset[str]] = frozenset({"stack-op"})
 
     @dataclass
     class ChecksFinished(Message):
         checks: list[Check]
 
-    def compose_body(self) -> ComposeResult:
-        with VerticalScroll(id="dashboard"):
-            yield Checklist(id="checklist")
-            yield Static(stack_summary(self.settings), id="stack-summary")
+    class OperationProgress(Message):
+        """Progress lines wait in the operation mailbox."""
+
+    @dataclass
+    class OperationDone(Message):
+        operation: Operation
+        summary: str
 
     def __init__(self) -> None:
         super().__init__()
         self._pending_checks: list[Check] | None = None
+        self._checks: list[Check] | None = None
+        self._progress: Mailbox[str] = Mailbox(self, self.OperationProgress)
+        self._operation: Operation | None = None
+
+    def compose_body(self) -> ComposeResult:
+        with VerticalScroll(id="dashboard"):
+            yield StackPanel(self.settings, id="stack-panel")
+            yield OperationPanel(id="operation")
+            yield GpuStrip(self.llm_app.services.read_gpus, id="gpu-strip")
+            yield Checklist(id="checklist")
+
+    @property
+    def stack_panel(self) -> StackPanel:
+        return self.query_one(StackPanel)
 
     def on_mount(self) -> None:
-        self.query_one("#stack-summary").border_title = "Stack"
         self.action_recheck()
+
+    # --- visibility: the loops run only while the dashboard shows -----------------------
+
+    def on_screen_resume(self) -> None:
+        if self._pending_checks is not None:
+            self.query_one(Checklist).show(self._pending_checks)
+            self._pending_checks = None
+        self.stack_panel.activate()
+        self.query_one(GpuStrip).activate()
+
+    def on_screen_suspend(self) -> None:
+        self.stack_panel.deactivate()
+        self.query_one(GpuStrip).deactivate()
+
+    def on_stack_panel_changed(self, message: StackPanel.Changed) -> None:
+        self.show_checks()
+
+    # --- getting-started checks ---------------------------------------------------------
 
     def action_recheck(self) -> None:
         self._pending_checks = None
+        self._checks = None
         self.query_one(Checklist).show(None)
         self.run_checks(self.settings)
 
@@ -70,25 +141,142 @@ class DashboardScreen(ModeScreen):
             self.post_message(self.ChecksFinished(checks))
 
     def on_dashboard_screen_checks_finished(self, message: ChecksFinished) -> None:
-        self.show_checks(message.checks)
+        self._checks = message.checks
+        self.show_checks()
 
-    def show_checks(self, checks: list[Check]) -> None:
+    def show_checks(self) -> None:
+        if self._checks is None:
+            return
+        checks = with_stack_ports(self._checks, self.stack_panel.statuses or [])
         if self.is_current:
             self.query_one(Checklist).show(checks)
+            self._place_checklist(checks)
         else:
             # Recomposing a hidden screen stalls the visible one's updates: wait until shown.
             self._pending_checks = checks
 
-    def on_screen_resume(self) -> None:
-        if self._pending_checks is not None:
-            self.query_one(Checklist).show(self._pending_checks)
-            self._pending_checks = None
+    def _place_checklist(self, checks: Sequence[Check]) -> None:
+        """While something fails, the checklist goes first: it says what to do."""
+        failing = any(check.status is Status.FAIL for check in checks)
+        container = self.query_one("#dashboard")
+        checklist = self.query_one(Checklist)
+        if failing and container.children[0] is not checklist:
+            container.move_child(checklist, before=0)
+        elif not failing and container.children[-1] is not checklist:
+            container.move_child(checklist, after=container.children[-1])
+
+    # --- stack operations ---------------------------------------------------------------
+
+    def action_start_stack(self) -> None:
+        def up(engine: StackEngine, progress: Progress) -> str:
+            return up_summary(engine.up(progress=progress), engine.settings)
+
+        self.run_operation(
+            Operation("Starting the stack", "Stack started", "Could not start the stack", up)
+        )
+
+    def action_stop_stack(self) -> None:
+        panel = self.stack_panel
+        running = [s.name for s in panel.statuses or [] if s.state != "missing"]
+        if panel.statuses is not None and not running and not panel.engine_problem:
+            self.notify("The stack is not running.", title="Nothing to stop")
+            return
+        names = ", ".join(running) if running else "the stack's containers"
+        question = (
+            f"Stop and remove {names}?\n\n"
+            "IDEs lose the gateway until you start it again (u). Models and settings stay."
+        )
+        dialog = ConfirmScreen("Stop the stack", question, "Stop", id="confirm-stop")
+        self.app.push_screen(dialog, self._stop_confirmed)
+
+    def _stop_confirmed(self, yes: bool | None) -> None:
+        if not yes:
+            return
+
+        def down(engine: StackEngine, progress: Progress) -> str:
+            removed = engine.down(progress=progress)
+            if not removed:
+                return "Nothing was running"
+            return f"Stack stopped: removed {', '.join(removed)}"
+
+        self.run_operation(
+            Operation("Stopping the stack", "Stack stopped", "Could not stop the stack", down)
+        )
+
+    def action_restart_service(self) -> None:
+        roles = [s.role for s in self.stack_panel.statuses or [] if s.state != "missing"]
+        if not roles:
+            self.notify(
+                "No service to restart: start the stack with u.", title="Nothing to restart"
+            )
+            return
+        selected = self.focused.role if isinstance(self.focused, ServiceCard) else None
+        dialog = PickServiceScreen("Restart which service?", roles, selected)
+        self.app.push_screen(dialog, self._restart_picked)
+
+    def _restart_picked(self, role: str | None) -> None:
+        if role is None:
+            return
+
+        def restart(engine: StackEngine, progress: Progress) -> str:
+            engine.restart(role, progress=progress)
+            return f"{role} restarted"
+
+        self.run_operation(
+            Operation(f"Restarting {role}", "Restarted", f"Could not restart {role}", restart)
+        )
+
+    async def action_show_logs(self) -> None:
+        role = self.focused.role if isinstance(self.focused, ServiceCard) else "inference"
+        await self.app.switch_mode("logs")
+        if isinstance(self.app.screen, LogsScreen):
+            self.app.screen.select_service(role)
+
+    def run_operation(self, operation: Operation) -> None:
+        if not self.llm_app.begin_stack_operation(operation.running.lower()):
+            return
+        self._operation = operation
+        self._progress.take()
+        self.query_one(OperationPanel).start(operation.running)
+        self.operate(self.llm_app.engine, operation)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="stack-op")
+    def operate(self, engine: StackEngine, operation: Operation) -> None:
+        summary = operation.job(engine, self._progress.put_one)
+        self.post_message(self.OperationDone(operation, summary))
+
+    def on_dashboard_screen_operation_progress(self, message: OperationProgress) -> None:
+        self.query_one(OperationPanel).add(self._progress.take())
+
+    def on_dashboard_screen_operation_done(self, message: OperationDone) -> None:
+        self.query_one(OperationPanel).add(self._progress.take())
+        self.query_one(OperationPanel).finish(True, message.summary)
+        self.notify(message.summary, title=message.operation.done, markup=False)
+
+    def _operation_failed(self, worker: Worker[None]) -> None:
+        error = worker.error
+        text = error.message if isinstance(error, LlmTuiError) else f"{error}"
+        panel = self.query_one(OperationPanel)
+        panel.add(self._progress.take())
+        panel.finish(False, text.splitlines()[0] if text else "failed")
+        title = self._operation.failed if self._operation else None
+        self.llm_app.report_worker_error(worker, title=title)
+
+    # --- worker lifecycles --------------------------------------------------------------
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker.group == "doctor" and event.state is WorkerState.ERROR:
+        group, state = event.worker.group, event.state
+        if group == "doctor" and state is WorkerState.ERROR:
             failed = Check("checks", Status.FAIL, f"the checks failed: {event.worker.error}")
-            self.show_checks([failed])
+            self._checks = [failed]
+            self.show_checks()
+        elif group == "stack-op" and event.worker.is_finished:
+            if state is WorkerState.ERROR:
+                self._operation_failed(event.worker)
+            self.llm_app.end_stack_operation()
+            self.stack_panel.poll_now()
+            self.run_checks(self.settings)  # ports and images may read differently now
 
     def settings_changed(self, settings: Settings) -> None:
-        self.query_one("#stack-summary", Static).update(stack_summary(settings))
+        self.stack_panel.settings_changed(settings)
         self.action_recheck()

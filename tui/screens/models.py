@@ -1,43 +1,144 @@
-"""Models: the GGUF files in MODELS_DIR; Enter serves the selected one as local-chat."""
+"""Models: the GGUF files in MODELS_DIR with quant, size and VRAM fit; Enter serves one.
+
+Enter (local-chat) and c (local-code) swap the running stack to the selected model: only
+that inference container is recreated and the gateway keeps its aliases, so IDEs need no
+change. With the stack stopped they just set CHAT_MODEL / CODE_MODEL for the next start.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.content import Content
 from textual.message import Message
 from textual.widgets import DataTable, Static
-from textual.worker import get_current_worker
+from textual.worker import Worker, WorkerState, get_current_worker
 
+from stack.fit import FitError, FitEstimate, Verdict, estimate
+from stack.gpu import GpuSample, GpuUnavailable
+from stack.library import LocalModel
 from stack.settings import Settings
 from tui.commands import bindings
-from tui.local_models import LocalModel, format_size
-from tui.messages import SettingRejected, SettingSaved
+from tui.formatting import format_context, format_params, format_size
+from tui.mailbox import Mailbox
 from tui.paths import display_path
-from tui.screens.base import ModeScreen, start_setting_write
+from tui.screens.base import ModeScreen
+from tui.services import Services, StackEngine
+
+ROLE_KEYS = {"chat": "CHAT_MODEL", "code": "CODE_MODEL"}
+FIT_MARKS = {
+    Verdict.FITS: "✓ fits",
+    Verdict.PARTIAL: "◐ {layers}",
+    Verdict.NO_FIT: "✗ too big",
+    Verdict.UNKNOWN: "?",
+}
 
 
 class ModelTable(DataTable[Any]):
-    """The local GGUF files; Enter picks the highlighted one."""
+    """The local GGUF models; Enter serves the highlighted one as local-chat, c as local-code."""
 
     BINDINGS = bindings("models.table")
 
 
-def roles(model: LocalModel, settings: Settings) -> Text:
+@dataclass(frozen=True)
+class ModelRow:
+    model: LocalModel
+    fit: FitEstimate | None  # None: broken, or the header lacks what the estimate needs
+
+
+@dataclass(frozen=True)
+class GpuMemory:
+    free: int | None  # bytes; None when no GPU could be read
+    note: str  # "5.6 GiB free on NVIDIA …" or why there is no reading
+
+
+def read_free_vram(services: Services) -> GpuMemory:
+    try:
+        gpus: list[GpuSample] = services.read_gpus()
+    except GpuUnavailable:
+        return GpuMemory(None, "no GPU: fit unknown")  # the Dashboard says why
+    if not gpus:
+        return GpuMemory(None, "no GPU: fit unknown")
+    first = gpus[0]
+    return GpuMemory(first.memory_free, f"{format_size(first.memory_free)} free on {first.name}")
+
+
+def fit_of(model: LocalModel, settings: Settings, free: int | None) -> FitEstimate | None:
+    if model.header is None or model.broken:
+        return None
+    try:
+        return estimate(
+            model.header,
+            ctx=settings.ctx_size,
+            kv_cache_type=settings.kv_cache_type,
+            parallel=settings.parallel,
+            gpu_layers=settings.gpu_layers,
+            free_vram=free,
+        )
+    except (FitError, ValueError, ZeroDivisionError):
+        return None
+
+
+def roles_text(model: LocalModel) -> Text:
     """● chat / ● code for the files the stack is set to serve (plain text, never markup)."""
-    served = []
-    if model.relative == settings.chat_model:
-        served.append("chat")
-    if model.relative == settings.code_model:
-        served.append("code")
-    if not served:
-        return Text("")
-    return Text("● " + " + ".join(served), style="bold")
+    served = [name for name, on in (("chat", model.is_chat), ("code", model.is_code)) if on]
+    return Text("● " + "+".join(served), style="bold") if served else Text("")
+
+
+def fit_text(row: ModelRow, colours: dict[Verdict, str]) -> Text:
+    if row.model.broken:
+        return Text("✗ broken", style="dim")
+    if row.fit is None:
+        return Text("?", style="dim")
+    layers = f"{row.fit.gpu_layers}/{row.fit.total_layers} layers"
+    mark = FIT_MARKS[row.fit.verdict].format(layers=layers)
+    return Text(mark, style=colours.get(row.fit.verdict, "dim"))
+
+
+def table_cells(row: ModelRow, colours: dict[Verdict, str]) -> tuple[Text, ...]:
+    model, header = row.model, row.model.header
+    dim = "dim" if model.broken else ""
+    if header is None or model.broken:
+        quant = params = context = "—"
+    else:
+        quant, params = header.quant, format_params(header.parameter_count)
+        context = format_context(header.context_length)
+    return (
+        roles_text(model),
+        Text(model.relative_path, style=dim),
+        Text(quant, style=dim),
+        Text(params, style=dim, justify="right"),
+        Text(format_size(model.size), style=dim, justify="right"),
+        Text(context, style=dim, justify="right"),
+        fit_text(row, colours),
+    )
+
+
+def detail_text(row: ModelRow, memory: GpuMemory) -> Content:
+    """The highlighted model in a sentence: what it is, and the fit in numbers."""
+    model, header = row.model, row.model.header
+    if model.broken:
+        return Content.assemble(("✗ cannot be served: ", "bold $text-error"), model.broken)
+    about = []
+    if header is not None:
+        about = [header.name or model.name, header.architecture, f"{header.n_layers} layers"]
+    parts: list[Content | str | tuple[str, str]] = [(" · ".join(a for a in about if a), "bold")]
+    fit = row.fit
+    if fit is not None:
+        needs = f"needs ~{format_size(fit.total_bytes)} of VRAM at ctx {fit.ctx}"
+        if fit.free_vram is None:
+            parts.append(f" — {needs} (no GPU reading to compare with)")
+        else:
+            parts.append(f" — {fit.summary}: {needs}, {format_size(fit.free_vram)} free")
+            if fit.max_ctx_that_fits:
+                parts.append(f" (largest context that fits: {fit.max_ctx_that_fits})")
+    return Content.assemble(*parts)
 
 
 def empty_text(settings: Settings) -> str:
@@ -52,32 +153,64 @@ def empty_text(settings: Settings) -> str:
     )
 
 
+def stack_is_running(engine: StackEngine) -> bool:
+    """Whether a swap applies (something of the stack runs); no engine counts as no."""
+    try:
+        return any(status.state == "running" for status in engine.status())
+    except Exception:
+        return False
+
+
 class ModelsScreen(ModeScreen):
     MODE = "models"
     SUB_TITLE = "Models"
     BINDINGS = bindings("models")
+    SELF_REPORTED: ClassVar[frozenset[str]] = frozenset({"models-serve"})
 
     @dataclass
     class Scanned(Message):
         models_dir: Path
-        models: list[LocalModel]
+        rows: list[ModelRow]
+        memory: GpuMemory
+
+    @dataclass
+    class Served(Message):
+        """``relative`` is now CHAT_MODEL/CODE_MODEL; ``swapped``: the stack serves it too."""
+
+        relative: str
+        role: str
+        settings: Settings
+        swapped: bool
+
+    class ServeProgress(Message):
+        """Swap progress lines wait in the mailbox."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.models: list[LocalModel] = []
+        self.rows: list[ModelRow] = []
+        self.memory = GpuMemory(None, "")
+        self._progress: Mailbox[str] = Mailbox(self, self.ServeProgress)
+        self._serving = ""
 
     def compose_body(self) -> ComposeResult:
         with Vertical(id="models"):
             yield Static("", id="models-where", markup=False)
             table = ModelTable(id="models-table", cursor_type="row", zebra_stripes=True)
-            table.add_column("Serves", key="role", width=14)
+            table.add_column("Serves", key="role", width=11)
             table.add_column("File", key="file")
+            table.add_column("Quant", key="quant", width=8)
+            table.add_column("Params", key="params", width=6)
             table.add_column("Size", key="size", width=9)
+            table.add_column("Context", key="context", width=7)
+            table.add_column("Fit", key="fit", width=16)
             yield table
+            yield Static("", id="models-detail")
+            yield Static("", id="models-status", markup=False)
             yield Static("", id="models-empty", classes="empty-state", markup=False)
 
     def on_mount(self) -> None:
         self.set_class(True, "-scanning")
+        self.query_one("#models-status").display = False
         self.query_one("#models-where", Static).update(
             f"Scanning {display_path(self.settings.models_dir)}…"
         )
@@ -86,18 +219,22 @@ class ModelsScreen(ModeScreen):
         self.action_rescan()
 
     def action_rescan(self) -> None:
-        self.scan(self.settings.models_dir)
+        self.scan(self.settings)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="models-scan")
-    def scan(self, models_dir: Path) -> None:
-        models = self.llm_app.services.scan_models(models_dir)
+    def scan(self, settings: Settings) -> None:
+        services = self.llm_app.services
+        models = services.scan_models(settings)
+        memory = read_free_vram(services)
+        rows = [ModelRow(model, fit_of(model, settings, memory.free)) for model in models]
         if not get_current_worker().is_cancelled:  # a newer scan replaced this one
-            self.post_message(self.Scanned(models_dir, models))
+            self.post_message(self.Scanned(settings.models_dir, rows, memory))
 
     def on_models_screen_scanned(self, message: Scanned) -> None:
         if message.models_dir != self.settings.models_dir:
             return  # MODELS_DIR changed while we scanned; a new scan is on its way
-        self.models = message.models
+        self.rows = message.rows
+        self.memory = message.memory
         self.set_class(False, "-scanning")
         self.show_models()
 
@@ -107,59 +244,129 @@ class ModelsScreen(ModeScreen):
         table = self.query_one(ModelTable)
         cursor = table.cursor_row
         table.clear()
-        for model in self.models:
-            table.add_row(
-                roles(model, settings),
-                Text(model.relative),
-                Text(format_size(model.size), justify="right"),
-                key=model.relative,
-            )
-        if self.models:
-            table.move_cursor(row=min(cursor, len(self.models) - 1))
+        theme = self.app.current_theme
+        # Rich styles in the table: the theme's own colours, so every theme reads right.
+        colours = {
+            Verdict.FITS: theme.success or "",
+            Verdict.PARTIAL: theme.warning or "",
+            Verdict.NO_FIT: theme.error or "",
+        }
+        for row in self.rows:
+            table.add_row(*table_cells(row, colours), key=row.model.relative_path)
+        if self.rows:
+            table.move_cursor(row=min(cursor, len(self.rows) - 1))
             if self.focused is None:
                 table.focus()
-            count = f"{len(self.models)} GGUF file{'s' if len(self.models) != 1 else ''}"
-            self.query_one("#models-where", Static).update(
-                f"{count} in {where}  ·  Enter serves the selected one as local-chat"
-            )
+            count = f"{len(self.rows)} model{'s' if len(self.rows) != 1 else ''}"
+            vram = self.memory.note or "no GPU reading"
+            self.query_one("#models-where", Static).update(f"{count} in {where}  ·  {vram}")
         else:
             self.query_one("#models-where", Static).update(f"MODELS_DIR: {where}")
             self.query_one("#models-empty", Static).update(empty_text(settings))
-        self.set_class(not self.models, "-empty")
+        self.set_class(not self.rows, "-empty")
+        self.show_detail()
+
+    @property
+    def selected(self) -> ModelRow | None:
+        table = self.query_one(ModelTable)
+        if not self.rows or table.row_count == 0:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return next((row for row in self.rows if row.model.relative_path == key), None)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.show_detail()
+
+    def show_detail(self) -> None:
+        row = self.selected
+        detail = self.query_one("#models-detail", Static)
+        detail.update(detail_text(row, self.memory) if row else "")
+
+    # --- serving ------------------------------------------------------------------------
 
     def action_use_chat_model(self) -> None:
-        table = self.query_one(ModelTable)
-        if not self.models or table.cursor_row < 0:
+        self.use_model("chat")
+
+    def action_use_code_model(self) -> None:
+        self.use_model("code")
+
+    def use_model(self, role: str) -> None:
+        row = self.selected
+        if row is None:
             self.notify("No model selected: copy a .gguf into MODELS_DIR first.")
             return
-        relative = str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
-        if relative == self.settings.chat_model:
-            self.notify(f"{relative} is already the chat model.")
+        model = row.model
+        if model.broken:
+            self.notify(
+                f"{model.relative_path} cannot be served: {model.broken}",
+                title="Broken model",
+                severity="error",
+                markup=False,
+            )
             return
-        start_setting_write(self, "CHAT_MODEL", relative)
+        if (model.is_chat and role == "chat") or (model.is_code and role == "code"):
+            self.notify(f"{model.relative_path} is already the {role} model.", markup=False)
+            return
+        what = f"serving {model.relative_path} as local-{role}"
+        if not self.llm_app.begin_stack_operation(what):
+            return
+        self._serving = what
+        self._progress.take()
+        self.show_progress("checking the stack")
+        self.serve(self.llm_app.engine, self.settings, model.relative_path, role)
 
-    def on_setting_saved(self, message: SettingSaved) -> None:
+    @work(thread=True, exclusive=True, exit_on_error=False, group="models-serve")
+    def serve(self, engine: StackEngine, settings: Settings, relative: str, role: str) -> None:
+        if stack_is_running(engine):
+            engine.swap(relative, role, progress=self._progress.put_one)
+            self.post_message(self.Served(relative, role, engine.settings, swapped=True))
+        else:
+            new = self.llm_app.services.set_setting(settings, ROLE_KEYS[role], relative)
+            self.post_message(self.Served(relative, role, new, swapped=False))
+
+    def on_models_screen_serve_progress(self, message: ServeProgress) -> None:
+        lines = self._progress.take()
+        if lines and self._serving:
+            self.show_progress(lines[-1])
+
+    def show_progress(self, line: str) -> None:
+        status = self.query_one("#models-status", Static)
+        status.update(f"◐ {self._serving[:1].upper()}{self._serving[1:]}…  {line}")
+        status.display = True
+
+    def on_models_screen_served(self, message: Served) -> None:
         self.llm_app.update_settings(message.settings)
-        self.notify(
-            f"CHAT_MODEL = {message.value}. It is served as local-chat when the stack starts.",
-            title="Chat model set",
-            markup=False,
-        )
+        alias = f"local-{message.role}"
+        if message.swapped:
+            self.notify(
+                f"Now serving {message.relative} as {alias}. The gateway kept running: "
+                "IDEs need no change.",
+                title="Model swapped",
+                markup=False,
+            )
+        else:
+            key = ROLE_KEYS[message.role]
+            self.notify(
+                f"{key} = {message.relative}. It is served as {alias} when the stack starts "
+                "(u on the Dashboard).",
+                title=f"{message.role.capitalize()} model set",
+                markup=False,
+            )
 
-    def on_setting_rejected(self, message: SettingRejected) -> None:
-        self.notify(
-            "\n".join(message.problems),
-            title=f"{message.key} not changed",
-            severity="error",
-            markup=False,
-        )
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "models-serve" or not event.worker.is_finished:
+            return
+        self._serving = ""
+        self.query_one("#models-status").display = False
+        self.llm_app.end_stack_operation()
+        if event.state is WorkerState.ERROR:
+            self.llm_app.report_worker_error(event.worker, title="Could not serve the model")
+            self.action_rescan()
 
     def settings_changed(self, settings: Settings) -> None:
-        if self.models:
-            self.show_models()  # the ● markers, at once
-        self.action_rescan()  # MODELS_DIR may have changed
+        self.action_rescan()  # the ● marks, and MODELS_DIR may have changed
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "use_chat_model":
-            return bool(self.models)
+        if action in ("use_chat_model", "use_code_model"):
+            return bool(self.rows)
         return True

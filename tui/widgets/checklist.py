@@ -16,6 +16,7 @@ CHECK_NAMES = ("settings", "docker", "gpu", "models", "ports", "disk")
 CHECK_LABELS = {
     "settings": "Settings",
     "docker": "Docker",
+    "images": "Images",
     "gpu": "GPU",
     "models": "Models",
     "ports": "Ports",
@@ -43,8 +44,25 @@ class CheckRow(Horizontal):
                 yield Static(f"→ {check.fix}", classes="check-fix", markup=False)
 
 
+class PassedRow(Horizontal):
+    """The checks that pass, on one line: ✓ Settings · Docker · Ports · Disk."""
+
+    def __init__(self, checks: Sequence[Check]) -> None:
+        super().__init__(classes="check-row -ok -passed")
+        self.checks = checks
+
+    def compose(self) -> ComposeResult:
+        yield Static(SYMBOLS[Status.OK], classes="check-symbol")
+        names = " · ".join(CHECK_LABELS.get(check.name, check.name) for check in self.checks)
+        yield Static(f"{names}  (r re-checks)", classes="check-text", markup=False)
+
+
 class Checklist(Vertical):
-    """Rows for the checks; ``checks`` is None while they run."""
+    """Rows for the checks; ``checks`` is None while they run.
+
+    While something fails every check gets its row (what it found, the fix). Otherwise the
+    list is compact: the passing checks share one line, warnings keep their rows.
+    """
 
     checks: reactive[tuple[Check, ...] | None] = reactive(None, recompose=True)
 
@@ -52,9 +70,21 @@ class Checklist(Vertical):
         if self.checks is None:
             for name in CHECK_NAMES:
                 yield CheckRow(name, None)
-        else:
+            return
+        if self.compact:
+            passed = [check for check in self.checks if check.status is Status.OK]
+            if passed:
+                yield PassedRow(passed)
             for check in self.checks:
-                yield CheckRow(check.name, check)
+                if check.status is not Status.OK:
+                    yield CheckRow(check.name, check)
+            return
+        for check in self.checks:
+            yield CheckRow(check.name, check)
+
+    @property
+    def compact(self) -> bool:
+        return self.checks is not None and all(c.status is not Status.FAIL for c in self.checks)
 
     def watch_checks(self, checks: tuple[Check, ...] | None) -> None:
         if checks is None:
@@ -62,6 +92,7 @@ class Checklist(Vertical):
             return
         ready = sum(check.status is Status.OK for check in checks)
         self.border_title = f"Getting started — {ready} of {len(checks)} ready"
+        self.set_class(self.compact, "-compact")
 
     def show(self, checks: Sequence[Check] | None) -> None:
         self.checks = None if checks is None else tuple(checks)

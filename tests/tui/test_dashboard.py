@@ -1,0 +1,347 @@
+"""The Dashboard against a fake engine: status cards, u / d / R, events, GPU, visibility."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+
+import pytest
+from textual.command import CommandList
+from textual.widgets import Button, OptionList, Static
+
+from stack.dockerhost import EngineUnavailable
+from stack.doctor import Check, Status
+from stack.engine_errors import EngineError
+from stack.events import StackEvent
+from stack.settings import Settings
+from tests.tui.conftest import FROZEN_CHECKS
+from tests.tui.fakes import (
+    FakeEngine,
+    frozen_gpu,
+    missing,
+    running,
+    running_stack,
+)
+from tests.tui.fakes import fake_services as fakes
+from tests.tui.helpers import SIZE, go_to, notes, settle, text, until
+from tui.__main__ import LlmTuiApp, make_app
+from tui.screens.dashboard import DashboardScreen
+from tui.screens.dialogs import ConfirmScreen, PickServiceScreen
+from tui.widgets.checklist import Checklist, PassedRow
+from tui.widgets.gpu_strip import GpuStrip
+from tui.widgets.operation_panel import OperationPanel
+from tui.widgets.service_card import ServiceCard
+
+pytestmark = [pytest.mark.tui, pytest.mark.anyio]
+
+NO_ENGINE = EngineUnavailable(
+    "no Docker Engine answers at unix:///var/run/docker.sock",
+    fix="start Docker (Docker Desktop with WSL integration on, or `sudo systemctl start "
+    "docker`), or set DOCKER_HOST",
+)
+ALL_OK = [
+    Check(check.name, Status.OK, "fine")
+    for check in FROZEN_CHECKS
+    if check.name not in ("docker", "gpu", "models")
+]
+
+
+def cards(app: LlmTuiApp) -> dict[str, ServiceCard]:
+    return {card.role: card for card in app.screen.query(ServiceCard)}
+
+
+def card_text(app: LlmTuiApp, role: str) -> str:
+    return text(cards(app)[role])
+
+
+def panel(app: LlmTuiApp) -> str:
+    return text(app.screen.query_one(OperationPanel))
+
+
+async def test_u_starts_the_stack_with_progress_then_success(
+    app: LlmTuiApp, engine: FakeEngine
+) -> None:
+    engine.release = threading.Event()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        assert "not created" in card_text(app, "inference")
+        assert "stopped (u starts it)" in str(app.screen.query_one("#stack-panel").border_title)
+
+        await pilot.press("u")
+        await until(pilot, lambda: "loading model" in panel(app), "progress shown")
+        assert "Starting the stack…" in panel(app)
+        assert app.stack_operation == "starting the stack"
+        await pilot.press("u")  # a second start while one runs is refused, not queued
+        assert any(title == "Busy" for title, _ in notes(app))
+
+        engine.release.set()
+        await settle(app, pilot)
+        assert engine.calls == [("up",)]
+        assert app.stack_operation is None
+        assert "✓ Stack up: 2 started, 0 unchanged" in panel(app)
+        assert any(t == "Stack started" and "2 started" in m for t, m in notes(app))
+        await settle(app, pilot)
+        assert "running · healthy" in card_text(app, "inference")
+        assert cards(app)["inference"].has_class("-ok")
+        assert "2 of 2 running" in str(app.screen.query_one("#stack-panel").border_title)
+
+
+async def test_an_engine_error_is_a_notification_with_the_fix(
+    app: LlmTuiApp, engine: FakeEngine
+) -> None:
+    engine.error = EngineError(
+        "no model chosen (CHAT_MODEL is empty)", fix="pick one in the Models screen"
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("u")
+        await settle(app, pilot)
+        assert app.is_running
+        title, message = notes(app)[-1]
+        assert title == "Could not start the stack"
+        assert message == (
+            "no model chosen (CHAT_MODEL is empty)\nFix: pick one in the Models screen"
+        )
+        assert "✗ no model chosen" in panel(app)
+        assert app.stack_operation is None
+
+
+async def test_no_engine_shows_the_fix_in_place_without_notifications(
+    app: LlmTuiApp, engine: FakeEngine
+) -> None:
+    engine.status_error = NO_ENGINE
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        notice = app.screen.query_one("#stack-notice", Static)
+        assert notice.display
+        assert "no Docker Engine answers" in text(notice)
+        assert "→ start Docker" in text(notice)
+        assert not app.screen.query_one("#service-cards").display
+        assert "Docker unavailable" in str(app.screen.query_one("#stack-panel").border_title)
+        assert notes(app) == []  # a poll failure is a state, not an event
+
+        engine.status_error = None  # the engine comes back: the next poll shows the cards
+        screen = app.screen
+        assert isinstance(screen, DashboardScreen)
+        screen.stack_panel.poll_now()
+        await settle(app, pilot)
+        assert app.screen.query_one("#service-cards").display
+        assert not notice.display
+
+
+async def test_d_asks_first_and_then_stops(app: LlmTuiApp, engine: FakeEngine) -> None:
+    engine.statuses = running_stack()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("d")
+        await settle(app, pilot)
+        dialog = app.screen
+        assert isinstance(dialog, ConfirmScreen)
+        assert "llm-tui-inference, llm-tui-api-gateway" in text(
+            dialog.query_one("#confirm-question", Static)
+        )
+        assert dialog.focused is dialog.query_one("#confirm-no", Button)  # Enter cancels
+        await pilot.press("n")
+        await settle(app, pilot)
+        assert isinstance(app.screen, DashboardScreen)
+        assert engine.calls == []
+
+        await pilot.press("d")
+        await settle(app, pilot)
+        await pilot.press("y")
+        await settle(app, pilot)
+        assert engine.calls == [("down",)]
+        assert "✓ Stack stopped: removed llm-tui-inference, llm-tui-api-gateway" in panel(app)
+        await settle(app, pilot)
+        assert "not created" in card_text(app, "api-gateway")
+
+
+async def test_d_with_nothing_running_says_so(app: LlmTuiApp, engine: FakeEngine) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("d")
+        await settle(app, pilot)
+        assert isinstance(app.screen, DashboardScreen)
+        assert ("Nothing to stop", "The stack is not running.") in notes(app)
+
+
+async def test_cards_show_state_health_model_ports_and_death(
+    app: LlmTuiApp, engine: FakeEngine
+) -> None:
+    engine.statuses = [
+        running("inference", uptime_s=3723.0),
+        replace(
+            running("api-gateway"),
+            state="exited",
+            health="",
+            exit_code=137,
+            oom_killed=True,
+            uptime_s=None,
+        ),
+    ]
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        inference = card_text(app, "inference")
+        assert "● running · healthy" in inference
+        assert "Qwen2.5-Coder-7B-Instruct-Q4_K_M.gguf" in inference
+        assert "GPU · port 8001" in inference
+        assert "up 1h 02m" in inference
+        gateway = cards(app)["api-gateway"]
+        assert gateway.has_class("-bad")
+        assert "✗ exited" in text(gateway)
+        assert "exit code 137 · OOM-killed" in text(gateway)
+        assert "1 of 2 running" in str(app.screen.query_one("#stack-panel").border_title)
+
+        engine.statuses = [running("inference", health="starting"), missing("api-gateway")]
+        screen = app.screen
+        assert isinstance(screen, DashboardScreen)
+        screen.stack_panel.poll_now()
+        await settle(app, pilot)
+        assert "◐ starting · loading" in card_text(app, "inference")
+        assert cards(app)["inference"].has_class("-busy")
+        assert cards(app)["api-gateway"].has_class("-off")
+
+
+async def test_a_code_model_adds_a_card(settings: Settings, engine: FakeEngine) -> None:
+    engine.statuses = [running("inference"), running("inference-code"), running("api-gateway")]
+    app = make_app(settings, fakes(FROZEN_CHECKS, engine=engine))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        assert list(cards(app)) == ["inference", "inference-code", "api-gateway"]
+        assert cards(app)["inference-code"].border_subtitle == "local-code"
+
+
+async def test_capital_r_restarts_the_picked_service(app: LlmTuiApp, engine: FakeEngine) -> None:
+    engine.statuses = running_stack()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        cards(app)["api-gateway"].focus()
+        await pilot.press("R")
+        await settle(app, pilot)
+        picker = app.screen
+        assert isinstance(picker, PickServiceScreen)
+        options = picker.query_one(OptionList)
+        assert options.highlighted == 1  # the selected card's service comes first
+        await pilot.press("escape")
+        await settle(app, pilot)
+        assert engine.calls == []
+
+        await pilot.press("R")
+        await settle(app, pilot)
+        await pilot.press("up", "enter")
+        await settle(app, pilot)
+        assert engine.calls == [("restart", "inference")]
+        assert ("Restarted", "inference restarted") in notes(app)
+
+
+async def test_left_and_right_move_between_cards(app: LlmTuiApp, engine: FakeEngine) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        assert app.focused is cards(app)["inference"]
+        await pilot.press("right")
+        assert app.focused is cards(app)["api-gateway"]
+        await pilot.press("right")
+        assert app.focused is cards(app)["inference"]
+
+
+async def test_a_dying_service_is_announced_and_polled(app: LlmTuiApp, engine: FakeEngine) -> None:
+    engine.statuses = running_stack()
+    engine.events_list = [
+        StackEvent("die", "llm-tui-inference", "inference", exit_code=139),
+        StackEvent("oom", "llm-tui-inference", "inference"),
+        StackEvent("die", "llm-tui-api-gateway", "api-gateway", exit_code=143),
+    ]
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await settle(app, pilot)
+        titles = [title for title, _ in notes(app)]
+        assert titles == ["Service stopped", "Out of memory"]  # exit 143 is a normal stop
+        assert "exit code 139" in notes(app)[0][1]
+
+
+async def test_the_event_stream_closes_when_the_dashboard_hides(
+    app: LlmTuiApp, engine: FakeEngine
+) -> None:
+    engine.statuses = running_stack()
+    engine.hold_events = True
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await until(pilot, lambda: bool(engine.streams), "the event stream opened")
+        stream = engine.streams[0]
+        assert not stream.closed.is_set()
+        await go_to(app, pilot, "settings")
+        assert stream.closed.wait(timeout=5)
+        polls = engine.status_calls
+        await settle(app, pilot)
+        assert engine.status_calls == polls  # no polling while hidden
+
+        await pilot.press("1")  # no settle: the new stream's worker runs until closed
+        await until(pilot, lambda: len(engine.streams) == 2, "a new stream on return")
+        assert engine.status_calls > polls
+        await go_to(app, pilot, "settings")  # closes it, so the test can end
+
+
+async def test_gpu_strip_shows_the_sample_or_the_reason(settings: Settings, app: LlmTuiApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        strip = app.screen.query_one(GpuStrip)
+        assert strip.has_class("-unavailable")
+        assert "no NVIDIA driver found" in text(strip)
+
+    with_gpu = make_app(settings, fakes(FROZEN_CHECKS, gpus=frozen_gpu))
+    async with with_gpu.run_test(size=SIZE) as pilot:
+        await settle(with_gpu, pilot)
+        shown = text(with_gpu.screen.query_one(GpuStrip))
+        assert "GPU 0 RTX 4050 Laptop GPU" in shown
+        assert " 63%" in shown and "4.3/6.0 GiB" in shown
+        assert "61°C" in shown and "28/80 W" in shown
+
+
+async def test_checklist_is_compact_once_nothing_fails(settings: Settings) -> None:
+    app = make_app(settings, fakes(ALL_OK))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        checklist = app.screen.query_one(Checklist)
+        assert checklist.has_class("-compact")
+        assert len(checklist.query(PassedRow)) == 1
+        container = app.screen.query_one("#dashboard")
+        assert container.children[-1] is checklist  # problems solved: it moves down
+
+
+async def test_ports_in_use_by_the_running_stack_are_fine(
+    settings: Settings, engine: FakeEngine
+) -> None:
+    ports = Check("ports", Status.WARN, "in use on 127.0.0.1: API_GATEWAY_PORT 8000")
+    engine.statuses = running_stack()
+    app = make_app(settings, fakes([*ALL_OK[:1], ports], engine=engine))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await settle(app, pilot)
+        shown = app.screen.query_one(Checklist).checks or ()
+        port_check = next(check for check in shown if check.name == "ports")
+        assert port_check.status is Status.OK
+        assert "127.0.0.1:8001, 127.0.0.1:8000 serve this stack" in port_check.detail
+
+
+async def test_palette_starts_the_stack_from_another_screen(
+    app: LlmTuiApp, engine: FakeEngine
+) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await go_to(app, pilot, "connect")
+        await pilot.press("ctrl+p")
+        await pilot.press(*"start or update")
+        options = app.screen.query_one(CommandList)
+
+        def found() -> bool:
+            prompts = [
+                str(options.get_option_at_index(i).prompt) for i in range(options.option_count)
+            ]
+            return any("Start or update the stack" in prompt for prompt in prompts)
+
+        await until(pilot, found, "the palette lists the command")
+        await pilot.press("enter")
+        await settle(app, pilot)
+        await settle(app, pilot)
+        assert app.current_mode == "dashboard"
+        assert engine.calls == [("up",)]

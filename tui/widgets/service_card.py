@@ -1,0 +1,121 @@
+"""One card per stack service: state and health, model, device, ports, uptime or exit."""
+
+from __future__ import annotations
+
+from textual.content import Content
+from textual.reactive import reactive
+from textual.widgets import Static
+
+from stack.engine import ServiceStatus
+from stack.settings import Settings
+from tui.commands import bindings
+from tui.formatting import format_duration, host_ports, short_port
+
+# What clients call each service (the card's subtitle).
+ROLE_NOTES = {
+    "inference": "local-chat",
+    "inference-code": "local-code",
+    "api-gateway": "OpenAI API",
+}
+
+# Card looks: the CSS class (border colour), the symbol and the text colour of the state.
+LOOKS = {
+    "ok": ("●", "$text-success"),
+    "busy": ("◐", "$text-warning"),
+    "bad": ("✗", "$text-error"),
+    "off": ("○", "$text-muted"),
+}
+
+
+def service_roles(settings: Settings) -> list[str]:
+    """The services these settings run, in the order cards and log tabs show them."""
+    roles = ["inference"]
+    if settings.has_code_model:
+        roles.append("inference-code")
+    return [*roles, "api-gateway"]
+
+
+def look_of(status: ServiceStatus | None) -> str:
+    """ok | busy | bad | off for the card's colours."""
+    if status is None or status.state == "missing":
+        return "off"
+    if status.state == "running":
+        return {"starting": "busy", "unhealthy": "bad"}.get(status.health, "ok")
+    if status.state in ("restarting", "paused", "created", "removing"):
+        return "busy"
+    if status.oom_killed or status.exit_code not in (None, 0) or status.state == "dead":
+        return "bad"
+    return "off"
+
+
+def state_text(status: ServiceStatus) -> str:
+    if status.state == "missing":
+        return "not created"
+    if status.state == "running":
+        if status.health == "starting":
+            return "starting · loading" if status.role.startswith("inference") else "starting"
+        return f"running · {status.health}" if status.health else "running"
+    if status.state == "exited":
+        return "exited" if status.exit_code else "stopped"
+    return status.state
+
+
+def short_image(image: str) -> str:
+    """``ghcr.io/berriai/litellm:v1.2`` → ``litellm:v1.2``."""
+    return image.rsplit("/", 1)[-1]
+
+
+def card_lines(status: ServiceStatus | None) -> list[Content]:
+    if status is None:
+        return [Content.styled("· checking…", "$text-muted")]
+    symbol, colour = LOOKS[look_of(status)]
+    lines = [Content.styled(f"{symbol} {state_text(status)}", f"bold {colour}")]
+    if status.state == "missing":
+        lines.append(Content.styled("u starts the stack", "$text-muted"))
+        return lines
+    lines.append(Content(status.model or short_image(status.image) or "—"))
+    place = ["GPU" if status.gpu else "CPU", *map(short_port, host_ports(status.ports))]
+    lines.append(Content.styled(" · ".join(place), "$text-muted"))
+    if status.state == "running":
+        if status.uptime_s is not None:
+            lines.append(Content.styled(f"up {format_duration(status.uptime_s)}", "$text-muted"))
+    else:
+        dead = []
+        if status.exit_code is not None:
+            dead.append(f"exit code {status.exit_code}")
+        if status.oom_killed:
+            dead.append("OOM-killed")
+        if dead:
+            lines.append(Content.styled(" · ".join(dead), f"bold {colour}"))
+        if status.error:
+            lines.append(Content.styled(status.error, "$text-error"))
+    return lines
+
+
+class ServiceCard(Static, can_focus=True):
+    """A service's card; focus one and press R to restart it, l for its logs."""
+
+    BINDINGS = bindings("dashboard.card")
+
+    status: reactive[ServiceStatus | None] = reactive(None)
+
+    def __init__(self, role: str, status: ServiceStatus | None = None) -> None:
+        super().__init__(classes="service-card -off", markup=False)
+        self.role = role
+        self.border_title = role
+        self.border_subtitle = ROLE_NOTES.get(role, "")
+        self.set_reactive(ServiceCard.status, status)
+
+    def on_mount(self) -> None:
+        self.watch_status(self.status)
+
+    def watch_status(self, status: ServiceStatus | None) -> None:
+        look = look_of(status)
+        for name in LOOKS:
+            self.set_class(name == look, f"-{name}")
+        self.update(Content("\n").join(card_lines(status)))
+
+    def action_neighbour(self, step: int) -> None:
+        cards = list(self.parent.query_children(ServiceCard)) if self.parent else [self]
+        index = cards.index(self) if self in cards else 0
+        cards[(index + step) % len(cards)].focus()
