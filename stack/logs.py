@@ -7,7 +7,9 @@ the SDK stream so another thread can cancel it with `close()`.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import socket
 import struct
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -145,8 +147,10 @@ def demultiplex(blocks: Iterable[bytes]) -> Iterator[bytes]:
             yield b"".join(payloads)
 
 
-def _stream_logs(container: Any, params: dict[str, Any]) -> tuple[Iterator[bytes], Any]:
-    """Raw log bytes of ``container`` and the response (close it to cancel).
+def _stream_logs(
+    container: Any, params: dict[str, Any]
+) -> tuple[Iterator[bytes], Callable[[], None]]:
+    """Raw log bytes of ``container`` and a function that cancels the stream.
 
     Reads the engine's response directly (3x faster than the SDK's one-read-per-frame
     loop); if the SDK's internals ever change, falls back to its public stream.
@@ -161,10 +165,12 @@ def _stream_logs(container: Any, params: dict[str, Any]) -> tuple[Iterator[bytes
             tail=params["tail"],
             since=params.get("since"),
         )
-        return iter(stream), stream
+        return iter(stream), stream.close
 
 
-def _stream_logs_fast(container: Any, params: dict[str, Any]) -> tuple[Iterator[bytes], Any]:
+def _stream_logs_fast(
+    container: Any, params: dict[str, Any]
+) -> tuple[Iterator[bytes], Callable[[], None]]:
     api = container.client.api
     response = api._get(api._url("/containers/{0}/logs", container.id), params=params, stream=True)
     api._raise_for_status(response)
@@ -179,7 +185,16 @@ def _stream_logs_fast(container: Any, params: dict[str, Any]) -> tuple[Iterator[
     chunked = response.headers.get("Transfer-Encoding", "").lower() == "chunked"
     body = dechunk(read) if chunked else iter(read, b"")
     tty = bool(container.attrs.get("Config", {}).get("Tty"))
-    return (body if tty else demultiplex(body)), response
+
+    def cancel() -> None:
+        # Shut the socket down first: closing the buffered reader waits for its lock, which
+        # a thread blocked in read1() on a quiet container holds until the next line.
+        raw = getattr(sock, "_sock", sock)
+        with contextlib.suppress(OSError):
+            raw.shutdown(socket.SHUT_RDWR)
+        response.close()
+
+    return (body if tty else demultiplex(body)), cancel
 
 
 class LogFollower:
@@ -203,7 +218,7 @@ class LogFollower:
         }
         if since is not None:
             params["since"] = int(since.timestamp()) if hasattr(since, "timestamp") else since
-        self._chunks, self._response = _stream_logs(container, params)
+        self._chunks, self._cancel = _stream_logs(container, params)
         self._timestamps = timestamps
         self._closed = threading.Event()
 
@@ -224,4 +239,4 @@ class LogFollower:
 
     def close(self) -> None:
         self._closed.set()
-        self._response.close()
+        self._cancel()

@@ -6,8 +6,6 @@ workers only. The protocols name just what the screens use, so a fake needs no m
 
 from __future__ import annotations
 
-import contextlib
-import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -89,36 +87,9 @@ def scan_local_models(settings: Settings) -> list[LocalModel]:
     )
 
 
-class _LogStream:
-    """A `LogFollower` whose ``close()`` also works while a thread is blocked reading it.
-
-    Closing the response's buffered reader waits for the reader's lock, which the worker
-    holds while it waits for the next line: a quiet container would hold the close (and
-    the program's exit) until it logs again. Shutting the socket down first ends that
-    read at once, as docker's own cancellable streams do.
-    """
-
-    def __init__(self, follower: LogFollower) -> None:
-        self._follower = follower
-
-    def batches(self) -> Iterable[list[LogLine]]:
-        return self._follower.batches()
-
-    def close(self) -> None:
-        response = getattr(self._follower, "_response", None)
-        try:
-            sock = response.raw._fp.fp.raw._sock  # type: ignore[union-attr]
-        except AttributeError:
-            sock = None  # another transport: its close() has to do
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-        self._follower.close()
-
-
 def follow_container_logs(container: Any) -> LogSource:
     """Follow ``container``'s logs from its last LOG_TAIL lines on, with timestamps."""
-    return _LogStream(LogFollower(container, follow=True, tail=LOG_TAIL, timestamps=True))
+    return LogFollower(container, follow=True, tail=LOG_TAIL, timestamps=True)
 
 
 def make_engine(settings: Settings) -> StackEngine:

@@ -83,6 +83,30 @@ def test_follow_is_cancellable_from_another_thread(client: Any, containers: list
     assert done.wait(timeout=3), "close() did not end the iteration"
 
 
+def test_close_ends_a_read_blocked_on_a_quiet_container(client: Any, containers: list[Any]) -> None:
+    container = run(client, containers, "echo hello; sleep 60")
+    follower = LogFollower(container, timestamps=False)
+    seen: list[str] = []
+    done = threading.Event()
+
+    def consume() -> None:
+        for line in follower:
+            seen.append(line.text)
+        done.set()
+
+    threading.Thread(target=consume, daemon=True).start()
+    deadline = time.monotonic() + 10
+    while not seen and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert seen == ["hello"]
+    time.sleep(0.2)  # the reader is now blocked waiting for a line that never comes
+    closer = threading.Thread(target=follower.close, daemon=True)
+    closer.start()
+    closer.join(timeout=3)
+    assert not closer.is_alive(), "close() blocked behind the reading thread"
+    assert done.wait(timeout=3)
+
+
 def test_events_report_start_and_die_with_exit_code(
     client: Any, containers: list[Any], tmp_path: Path
 ) -> None:
