@@ -60,7 +60,13 @@ def stream_chat(
     """Stream one answer from the gateway (``base_url`` ends in /v1)."""
     import httpx
 
-    body: dict[str, Any] = {"model": model, "messages": messages, "stream": True}
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": messages,
+        "stream": True,
+        # A final chunk with token counts, for an exact tokens/s.
+        "stream_options": {"include_usage": True},
+    }
     if max_tokens is not None:
         body["max_tokens"] = max_tokens
     headers = {"Authorization": f"Bearer {key}"}

@@ -197,23 +197,50 @@ def port_is_free(address: str, port: int) -> bool:
     return True
 
 
-def check_ports(settings: Settings) -> Check:
+def check_ports(settings: Settings, stack_ports: Callable[[], set[int]] | None = None) -> Check:
     wanted = [("API_GATEWAY_PORT", settings.api_gateway_port)]
     if settings.inference_port:
         wanted.append(("INFERENCE_PORT", settings.inference_port))
-    taken = [
-        f"{key} {port}" for key, port in wanted if not port_is_free(settings.bind_address, port)
-    ]
-    if taken:
-        return Check(
-            "ports",
-            Status.WARN,
-            f"in use on {settings.bind_address}: {', '.join(taken)} "
-            "(fine if it is this stack already running)",
-            "stop what uses it (`ss -ltnp`) or change the port in Settings",
-        )
+    taken = [(key, port) for key, port in wanted if not port_is_free(settings.bind_address, port)]
     ports = ", ".join(str(port) for _, port in wanted)
-    return Check("ports", Status.OK, f"{ports} free on {settings.bind_address}")
+    if not taken:
+        return Check("ports", Status.OK, f"{ports} free on {settings.bind_address}")
+    ours = (stack_ports or (lambda: ports_published_by_stack(settings)))()
+    if all(port in ours for _, port in taken):
+        return Check("ports", Status.OK, f"{ports} in use by this stack (it is running)")
+    names = ", ".join(f"{key} {port}" for key, port in taken if port not in ours)
+    return Check(
+        "ports",
+        Status.WARN,
+        f"in use by another program on {settings.bind_address}: {names}",
+        "stop what uses it (`ss -ltnp`) or change the port in Settings",
+    )
+
+
+def ports_published_by_stack(settings: Settings) -> set[int]:
+    """Host ports our own containers publish (empty when the engine cannot be asked)."""
+    from stack.dockerhost import EngineUnavailable, connect
+    from stack.services import LABEL_STACK
+
+    try:
+        client = connect(timeout=3)
+    except EngineUnavailable:
+        return set()
+    try:
+        label = f"{LABEL_STACK}={settings.stack_name}"
+        containers = client.containers.list(filters={"label": label})
+        ports: set[int] = set()
+        for container in containers:
+            bindings = container.attrs.get("NetworkSettings", {}).get("Ports") or {}
+            for entries in bindings.values():
+                for entry in entries or []:
+                    if str(entry.get("HostPort", "")).isdigit():
+                        ports.add(int(entry["HostPort"]))
+        return ports
+    except Exception:
+        return set()
+    finally:
+        client.close()
 
 
 def check_disk(settings: Settings) -> Check:

@@ -145,6 +145,21 @@ def inference_healthcheck() -> dict[str, object]:
     }
 
 
+def gateway_healthcheck() -> dict[str, object]:
+    """LiteLLM's liveliness endpoint, asked with the image's own Python (no curl there)."""
+    probe = (
+        "import urllib.request;"
+        "urllib.request.urlopen('http://127.0.0.1:4000/health/liveliness', timeout=2)"
+    )
+    return {
+        "test": ["CMD", "python3", "-c", probe],
+        "interval": 2 * SECOND_NS,
+        "timeout": 3 * SECOND_NS,
+        "retries": 3,
+        "start_period": 120 * SECOND_NS,
+    }
+
+
 def plan_services(settings: Settings, *, engine_has_nvidia: bool = False) -> list[ServiceSpec]:
     """Every container the stack should run, in start order (inference first)."""
     gpu = gpu_request(settings, engine_has_nvidia)
@@ -189,6 +204,7 @@ def plan_services(settings: Settings, *, engine_has_nvidia: bool = False) -> lis
             },
             mounts=((str(config_path.resolve()), GATEWAY_CONFIG_IN_CONTAINER, "ro"),),
             ports=((GATEWAY_CONTAINER_PORT, settings.bind_address, settings.api_gateway_port),),
+            healthcheck=gateway_healthcheck(),
             extra_hash_input=render_config(settings),
         )
     )

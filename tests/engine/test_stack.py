@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -140,6 +141,15 @@ def test_up_gives_healthy_services_and_a_working_gateway(running: Home) -> None:
     assert any(str(running.gateway_port) in port for port in rows["api-gateway"].ports)
     text, _ = answer_of(running)
     assert text
+    # Both containers' own healthchecks turn healthy (the gateway's uses python3).
+    deadline = time.monotonic() + 20
+    health: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        health = {row.role: row.health for row in running.engine().status()}
+        if set(health.values()) == {"healthy"}:
+            break
+        time.sleep(0.2)
+    assert health == {"inference": "healthy", "api-gateway": "healthy"}
 
 
 def test_gateway_requires_the_key(running: Home) -> None:

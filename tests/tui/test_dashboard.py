@@ -308,21 +308,6 @@ async def test_checklist_is_compact_once_nothing_fails(settings: Settings) -> No
         assert container.children[-1] is checklist  # problems solved: it moves down
 
 
-async def test_ports_in_use_by_the_running_stack_are_fine(
-    settings: Settings, engine: FakeEngine
-) -> None:
-    ports = Check("ports", Status.WARN, "in use on 127.0.0.1: API_GATEWAY_PORT 8000")
-    engine.statuses = running_stack()
-    app = make_app(settings, fakes([*ALL_OK[:1], ports], engine=engine))
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(app, pilot)
-        await settle(app, pilot)
-        shown = app.screen.query_one(Checklist).checks or ()
-        port_check = next(check for check in shown if check.name == "ports")
-        assert port_check.status is Status.OK
-        assert "127.0.0.1:8001, 127.0.0.1:8000 serve this stack" in port_check.detail
-
-
 async def test_palette_starts_the_stack_from_another_screen(
     app: LlmTuiApp, engine: FakeEngine
 ) -> None:

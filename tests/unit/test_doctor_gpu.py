@@ -139,5 +139,8 @@ def test_ports_check_names_a_taken_port(home: Path) -> None:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
         port = listener.getsockname()[1]
-        check = doctor.check_ports(settings_with(home, f"API_GATEWAY_PORT={port}\n"))
+        settings = settings_with(home, f"API_GATEWAY_PORT={port}\nINFERENCE_PORT=\n")
+        check = doctor.check_ports(settings, stack_ports=set)
+        ours = doctor.check_ports(settings, stack_ports=lambda: {port})
     assert check.status is Status.WARN and f"API_GATEWAY_PORT {port}" in check.detail
+    assert ours.status is Status.OK and "in use by this stack" in ours.detail

@@ -20,11 +20,10 @@ from textual.message import Message
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from stack.doctor import Check, Status
-from stack.engine import ServiceStatus, UpResult
+from stack.engine import UpResult
 from stack.errors import LlmTuiError
 from stack.settings import Settings
 from tui.commands import bindings
-from tui.formatting import host_ports
 from tui.mailbox import Mailbox
 from tui.screens.base import ModeScreen
 from tui.screens.dialogs import ConfirmScreen, PickServiceScreen
@@ -57,17 +56,6 @@ def up_summary(result: UpResult, settings: Settings) -> str:
         f"Stack up: {started} started, {len(result.kept)} unchanged; "
         f"the gateway is {settings.gateway_url}"
     )
-
-
-def with_stack_ports(checks: Sequence[Check], statuses: Sequence[ServiceStatus]) -> list[Check]:
-    """The ports check warns about ports in use; when this stack uses them, that is fine."""
-    ours = [port for s in statuses if s.state == "running" for port in host_ports(s.ports)]
-    adjusted = []
-    for check in checks:
-        if check.name == "ports" and check.status is Status.WARN and ours:
-            check = Check("ports", Status.OK, f"{', '.join(ours)} serve this stack")
-        adjusted.append(check)
-    return adjusted
 
 
 class DashboardScreen(ModeScreen):
@@ -147,7 +135,7 @@ class DashboardScreen(ModeScreen):
     def show_checks(self) -> None:
         if self._checks is None:
             return
-        checks = with_stack_ports(self._checks, self.stack_panel.statuses or [])
+        checks = self._checks
         if self.is_current:
             self.query_one(Checklist).show(checks)
             self._place_checklist(checks)
