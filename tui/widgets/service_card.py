@@ -74,7 +74,9 @@ def card_lines(status: ServiceStatus | None) -> list[Content]:
         lines.append(Content.styled("u starts the stack", "$text-muted"))
         return lines
     lines.append(Content(status.model or short_image(status.image) or "—"))
-    place = ["GPU" if status.gpu else "CPU", *map(short_port, host_ports(status.ports))]
+    # GPU/CPU says where a model runs: meaningless for the gateway.
+    device = [] if status.role == "api-gateway" else ["GPU" if status.gpu else "CPU"]
+    place = [*device, *map(short_port, host_ports(status.ports))]
     lines.append(Content.styled(" · ".join(place), "$text-muted"))
     if status.state == "running":
         if status.uptime_s is not None:
