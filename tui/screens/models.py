@@ -149,7 +149,7 @@ def empty_text(settings: Settings) -> str:
         f"{missing}"
         f"Copy a .gguf file into MODELS_DIR ({where}), then press r to rescan.\n"
         "MODELS_DIR can point at another folder or drive: change it in Settings (5).\n"
-        "Hugging Face browsing and downloads come next."
+        "Or press h to search Hugging Face and download one."
     )
 
 
@@ -217,6 +217,11 @@ class ModelsScreen(ModeScreen):
 
     def on_screen_resume(self) -> None:
         self.action_rescan()
+
+    def action_open_hub(self) -> None:
+        from tui.screens.hub import open_hub  # loaded on first use, not at startup
+
+        open_hub(self.app)
 
     def action_rescan(self) -> None:
         self.scan(self.settings)

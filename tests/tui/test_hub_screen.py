@@ -1,0 +1,369 @@
+"""The Hugging Face screen against a fake Hub on loopback: search, quants, download, serve."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.message import Message
+from textual.pilot import Pilot
+from textual.widget import Widget
+from textual.widgets import Input, ListView, Static
+
+from stack.downloads import JobState
+from stack.settings import Settings, load_settings, set_setting
+from tests.support.fakehub import FakeHub
+from tests.support.gguf_factory import write_split_set, write_tiny_model
+from tests.tui.conftest import FROZEN_CHECKS, write_env
+from tests.tui.fakes import fake_services, frozen_gpu
+from tests.tui.helpers import SIZE, go_to, notes, settle, text, until
+from tui.__main__ import LlmTuiApp, make_app
+from tui.screens.hub import HUB_LOGGER, HubLogRoute, HubScreen
+from tui.widgets.download_list import DownloadPanel, DownloadRow
+from tui.widgets.hub_tables import QuantsTable, ResultsTable
+
+pytestmark = pytest.mark.anyio
+
+REPO = "acme/Tiny-Chat-GGUF"
+FILE = "Tiny-Chat-Q8_0.gguf"
+TOKEN = "hf_0123456789abcdefghijklmnopqrstuvwxyz"
+ODD = "odd-[b]name-F16.gguf"  # markup in a file name must show as written
+
+
+@pytest.fixture
+def fake_hub() -> Iterator[FakeHub]:
+    with FakeHub() as hub:
+        yield hub
+
+
+@pytest.fixture
+def tiny(tmp_path: Path) -> bytes:
+    return write_tiny_model(tmp_path / "source" / "tiny.gguf", name="tiny", seed=3).read_bytes()
+
+
+@pytest.fixture
+def settings(home: Path, fake_hub: FakeHub) -> Settings:
+    write_env(home, HF_ENDPOINT=fake_hub.url)
+    return load_settings(home / ".env", create=True)
+
+
+@pytest.fixture
+def models(home: Path) -> Path:
+    return home / "models"
+
+
+def hub_screen(app: LlmTuiApp) -> HubScreen:
+    assert isinstance(app.screen, HubScreen)
+    return app.screen
+
+
+def focused(app: LlmTuiApp) -> Widget | None:
+    return app.focused
+
+
+def panel(app: LlmTuiApp) -> DownloadPanel:
+    return hub_screen(app).query_one(DownloadPanel)
+
+
+def cells(table: Any, key: str) -> list[str]:
+    return [str(cell) for cell in table.get_row(key)]
+
+
+async def open_screen(app: LlmTuiApp, pilot: Pilot[int]) -> HubScreen:
+    await settle(app, pilot)
+    await go_to(app, pilot, "models")
+    await pilot.press("h")
+    await settle(app, pilot)
+    return hub_screen(app)
+
+
+async def search(app: LlmTuiApp, pilot: Pilot[int], words: str) -> None:
+    query = hub_screen(app).query_one("#hub-query", Input)
+    if app.focused is not query:
+        await pilot.press("slash")  # typed into the field, a / is just a character
+    assert app.focused is query
+    await pilot.press("ctrl+u", *words)
+    await pilot.press("enter")
+    await settle(app, pilot)
+
+
+async def open_repo(app: LlmTuiApp, pilot: Pilot[int], repo_id: str) -> QuantsTable:
+    results = hub_screen(app).query_one(ResultsTable)
+    results.focus()
+    results.move_cursor(row=results.get_row_index(repo_id))
+    await pilot.press("enter")
+    await settle(app, pilot)
+    return hub_screen(app).query_one(QuantsTable)
+
+
+async def download(app: LlmTuiApp, pilot: Pilot[int], quants: QuantsTable, key: str) -> str:
+    """Enter on ``key``, answer the question with y; the question's text."""
+    quants.focus()
+    quants.move_cursor(row=quants.get_row_index(key))
+    await pilot.press("enter")
+    await pilot.pause()
+    question = text(app.screen.query_one("#confirm-question", Static))
+    await pilot.press("y")
+    await settle(app, pilot)
+    return question
+
+
+def only_row(app: LlmTuiApp) -> DownloadRow:
+    rows = panel(app).rows
+    assert len(rows) == 1
+    return rows[0]
+
+
+async def test_search_list_download_and_serve(
+    app: LlmTuiApp, fake_hub: FakeHub, tiny: bytes, models: Path, home: Path
+) -> None:
+    fake_hub.add_repo(REPO, {FILE: tiny, ODD: tiny, "README.md": b"# tiny"}, downloads=1234)
+    fake_hub.add_repo("acme/Other-GGUF", {"Other-Q4_K_M.gguf": tiny}, downloads=5)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_screen(app, pilot)
+        await search(app, pilot, "tiny")
+        results = screen.query_one(ResultsTable)
+        assert list(results.repos) == [REPO]
+        assert cells(results, REPO)[:3] == [REPO, "1.2k", "0"]
+        assert focused(app) is results
+        status = text(screen.query_one("#hub-status", Static))
+        assert status == (
+            "1 repo matching “tiny” · sorted by downloads · Enter lists a repo's quants"
+        )
+
+        quants = await open_repo(app, pilot, REPO)
+        assert focused(app) is quants
+        row = cells(quants, FILE)
+        assert row[:3] == ["Q8_0", "270 KiB", "1"]
+        assert row[3].startswith("? ~")  # no GPU: what it needs, not a verdict
+        assert cells(quants, ODD)[-1] == ODD
+        repo_text = text(screen.query_one("#hub-repo", Static))
+        assert repo_text.startswith(f"{REPO} @ ")
+        assert "2 GGUF models" in repo_text and "fit: ? (it needs an NVIDIA GPU)" in repo_text
+
+        question = await download(app, pilot, quants, FILE)
+        assert "Tiny-Chat-Q8_0.gguf (Q8_0, 270 KiB) from acme/Tiny-Chat-GGUF" in question
+        assert "into ./models?" in question
+        row_widget = only_row(app)
+        await until(pilot, lambda: row_widget.done, "the download finished")
+        assert (models / FILE).read_bytes() == tiny
+        assert not (models / f"{FILE}.part").exists()
+        await pilot.pause()
+        assert notes(app)[-1][0] == "Download finished"
+        assert "Press s to serve it" in notes(app)[-1][1]
+
+        await pilot.press("s")
+        await settle(app, pilot)
+        assert app.settings.chat_model == FILE
+        assert load_settings(home / ".env").chat_model == FILE
+        assert notes(app)[-1][0] == "Chat model set"
+
+        await pilot.press("escape")
+        await settle(app, pilot)
+        assert app.current_mode == "models" and not isinstance(app.screen, HubScreen)
+
+
+async def test_fit_is_measured_against_the_gpu(
+    settings: Settings, fake_hub: FakeHub, tiny: bytes
+) -> None:
+    fake_hub.add_repo(REPO, {FILE: tiny})
+    app = make_app(settings, fake_services(FROZEN_CHECKS, gpus=frozen_gpu))
+    async with app.run_test(size=SIZE) as pilot:
+        await open_screen(app, pilot)
+        await search(app, pilot, "tiny")
+        quants = await open_repo(app, pilot, REPO)
+        assert cells(quants, FILE)[3] == "✓ fits"
+        repo_text = text(hub_screen(app).query_one("#hub-repo", Static))
+        assert "fit vs 1.7 GiB free on NVIDIA GeForce RTX 4050 Laptop GPU" in repo_text
+        question = await download(app, pilot, quants, FILE)
+        assert "On this GPU it would fit." in question
+        await until(pilot, lambda: only_row(app).done, "the download finished")
+
+
+async def test_a_gated_repo_explains_hf_token_until_one_is_set(
+    app: LlmTuiApp, fake_hub: FakeHub, tiny: bytes, models: Path
+) -> None:
+    fake_hub.add_repo("acme/Locked-GGUF", {"Locked-Q8_0.gguf": tiny}, gated=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_screen(app, pilot)
+        await search(app, pilot, "locked")
+        assert cells(screen.query_one(ResultsTable), "acme/Locked-GGUF")[-1] == "gated"
+        quants = await open_repo(app, pilot, "acme/Locked-GGUF")
+        repo_text = text(screen.query_one("#hub-repo", Static))
+        assert f"accept its license at {fake_hub.url}/acme/Locked-GGUF" in repo_text
+        assert "set HF_TOKEN" in repo_text
+        assert cells(quants, "Locked-Q8_0.gguf")[3] == "?"  # its header needs the token too
+        quants.focus()
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert isinstance(app.screen, HubScreen)  # no question: it could only fail
+        title, message = notes(app)[-1]
+        assert title == "Gated model" and "HF_TOKEN" in message
+        assert panel(app).rows == []
+        assert list(models.iterdir()) == []
+
+        fake_hub.allowed_tokens.add(TOKEN)  # the license is accepted, a token is set
+        app.update_settings(set_setting(app.settings, "HF_TOKEN", TOKEN))
+        await settle(app, pilot)
+        repo_text = text(screen.query_one("#hub-repo", Static))
+        assert "HF_TOKEN must belong to an account that accepted the license" in repo_text
+        assert cells(quants, "Locked-Q8_0.gguf")[3].startswith("? ~")  # the header was read
+        await download(app, pilot, quants, "Locked-Q8_0.gguf")
+        await until(pilot, lambda: only_row(app).done, "the gated download finished")
+        assert (models / "Locked-Q8_0.gguf").read_bytes() == tiny
+
+
+async def test_no_match_and_a_vanished_repo_read_cleanly(
+    app: LlmTuiApp, fake_hub: FakeHub, tiny: bytes
+) -> None:
+    fake_hub.add_repo(REPO, {FILE: tiny})
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_screen(app, pilot)
+        await search(app, pilot, "nothing")
+        status = text(screen.query_one("#hub-status", Static))
+        assert (
+            status == f"No GGUF repos on {fake_hub.url} match “nothing”: try fewer or other words."
+        )
+
+        await search(app, pilot, "tiny")
+        fake_hub.remove_repo(REPO)
+        await open_repo(app, pilot, REPO)
+        repo_text = text(screen.query_one("#hub-repo", Static))
+        assert repo_text.startswith(f"✗ repository {REPO} was not found on {fake_hub.url}")
+        assert "Fix: check the name" in repo_text
+        title, message = notes(app)[-1]
+        assert title == "Could not list the files" and "Fix:" in message
+
+
+async def test_cancel_keeps_the_part_and_the_next_run_resumes_it(
+    settings: Settings, fake_hub: FakeHub, tiny: bytes, models: Path
+) -> None:
+    fake_hub.add_repo(REPO, {FILE: tiny})
+    app = make_app(settings, fake_services(FROZEN_CHECKS))
+    async with app.run_test(size=SIZE) as pilot:
+        await open_screen(app, pilot)
+        await search(app, pilot, "tiny")
+        quants = await open_repo(app, pilot, REPO)
+        fake_hub.faults.delay_per_chunk = 0.2  # a slow server: time to cancel mid-file
+        await download(app, pilot, quants, FILE)
+        row = only_row(app)
+
+        def started() -> bool:
+            return row.progress is not None and row.progress.bytes_done > 0
+
+        await until(pilot, started, "bytes arrived")
+        await pilot.press("x")
+        await until(pilot, lambda: row.state is JobState.CANCELLED, "the download stopped")
+        await pilot.pause()
+        assert (models / f"{FILE}.part").stat().st_size > 0
+        assert not (models / FILE).exists()
+        title, message = notes(app)[-1]
+        assert title == "Download cancelled" and ".part file" in message
+        assert "part kept" in text(row.query_one(".download-state", Static))
+    fake_hub.reset_faults()
+    part_size = (models / f"{FILE}.part").stat().st_size
+
+    again = make_app(settings, fake_services(FROZEN_CHECKS))
+    async with again.run_test(size=SIZE) as pilot:
+        await open_screen(again, pilot)
+        row = only_row(again)
+        assert row.note == "interrupted · p resumes" and row.present == part_size
+        fake_hub.clear_requests()
+        await pilot.press("escape")  # out of the search field: single keys act again
+        assert again.focused is panel(again).query_one(ListView)
+        await pilot.press("p")
+        await settle(again, pilot)
+        await until(pilot, lambda: row.done, "the resumed download finished")
+        assert (models / FILE).read_bytes() == tiny
+        gets = [r for r in fake_hub.requests if r.method == "GET" and r.file]
+        assert [r.range for r in gets] == [f"bytes={part_size}-"]
+
+
+async def test_hub_warnings_reach_the_screen_not_the_terminal(
+    app: LlmTuiApp, fake_hub: FakeHub, tiny: bytes, capfd: pytest.CaptureFixture[str]
+) -> None:
+    fake_hub.add_repo(REPO, {FILE: tiny})
+    fake_hub.faults.fail_status, fake_hub.faults.fail_times = 503, 1
+    seen: list[Message] = []
+    async with app.run_test(size=SIZE, message_hook=seen.append) as pilot:
+        screen = await open_screen(app, pilot)
+        await search(app, pilot, "tiny")
+        assert list(screen.query_one(ResultsTable).repos) == [REPO]
+        logger = logging.getLogger(HUB_LOGGER)
+        assert [type(h) for h in logger.handlers] == [HubLogRoute] and not logger.propagate
+    assert not any(isinstance(h, HubLogRoute) for h in logger.handlers)  # given back at exit
+    notices = [m.text for m in seen if isinstance(m, HubScreen.HubNotice)]
+    assert any("Retrying in" in notice for notice in notices)
+    assert "Retrying" not in capfd.readouterr().err
+
+
+async def test_more_pages_and_another_sort_order(app: LlmTuiApp, fake_hub: FakeHub) -> None:
+    for n in range(31):  # one more than a page
+        fake_hub.add_repo(f"acme/m{n:02d}-GGUF", {"m-Q4_0.gguf": b"GGUF"}, downloads=n, likes=-n)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_screen(app, pilot)
+        await search(app, pilot, "")
+        results = screen.query_one(ResultsTable)
+        assert results.row_count == 30 and next(iter(results.repos)) == "acme/m30-GGUF"
+        assert "n (or scrolling down) loads more" in text(screen.query_one("#hub-status", Static))
+        await pilot.press("n")
+        await settle(app, pilot)
+        assert results.row_count == 31
+        assert "loads more" not in text(screen.query_one("#hub-status", Static))
+        assert screen.check_action("more_results", ()) is False
+
+        await pilot.press("o")
+        await settle(app, pilot)
+        assert screen.sort == "likes"
+        assert text(screen.query_one("#hub-sort", Static)) == "sort: likes (o)"
+        assert next(iter(results.repos)) == "acme/m00-GGUF"
+        assert results.row_count == 30
+
+
+async def test_quitting_pauses_a_download_and_keeps_its_part(
+    settings: Settings, fake_hub: FakeHub, tiny: bytes, models: Path
+) -> None:
+    fake_hub.add_repo(REPO, {FILE: tiny})
+    app = make_app(settings, fake_services(FROZEN_CHECKS))
+    async with app.run_test(size=SIZE) as pilot:
+        await open_screen(app, pilot)
+        await search(app, pilot, "tiny")
+        quants = await open_repo(app, pilot, REPO)
+        fake_hub.faults.delay_per_chunk = 0.5
+        await download(app, pilot, quants, FILE)
+        row = only_row(app)
+        await until(pilot, lambda: row.state is JobState.RUNNING, "the download runs")
+        job = row.job
+        assert job is not None
+    for _ in range(500):  # the download thread stops at its next chunk
+        if job.state is JobState.PAUSED:
+            break
+        threading.Event().wait(0.01)
+    assert job.state is JobState.PAUSED
+    assert (models / f"{FILE}.part").exists() and not (models / FILE).exists()
+
+
+async def test_a_split_set_lands_in_its_own_folder(
+    app: LlmTuiApp, fake_hub: FakeHub, tmp_path: Path, models: Path
+) -> None:
+    shards = write_split_set(tmp_path / "source", "Big-Q8_0", shards=2, seed=4)
+    fake_hub.add_repo("acme/Big-GGUF", {f"Q8_0/{p.name}": p.read_bytes() for p in shards})
+    async with app.run_test(size=SIZE) as pilot:
+        await open_screen(app, pilot)
+        await search(app, pilot, "big")
+        quants = await open_repo(app, pilot, "acme/Big-GGUF")
+        key = f"Q8_0/{shards[0].name}"
+        assert cells(quants, key)[2] == "2" and cells(quants, key)[-1] == "Big-Q8_0"
+        question = await download(app, pilot, quants, key)
+        assert "in 2 parts) from acme/Big-GGUF into ./models/Big-Q8_0?" in question
+        row = only_row(app)
+        await until(pilot, lambda: row.done, "both parts arrived")
+        for shard in shards:
+            assert (models / "Big-Q8_0" / shard.name).read_bytes() == shard.read_bytes()
+        await pilot.press("s")
+        await settle(app, pilot)
+        assert app.settings.chat_model == f"Big-Q8_0/{shards[0].name}"
