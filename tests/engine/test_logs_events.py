@@ -41,6 +41,20 @@ def run(client: Any, made: list[Any], script: str, **kw: Any) -> Any:
     return container
 
 
+def consume_in_thread(follower: LogFollower) -> tuple[list[str], threading.Event]:
+    """Read ``follower`` on a thread: the lines seen so far, and an event set at its end."""
+    seen: list[str] = []
+    done = threading.Event()
+
+    def consume() -> None:
+        for line in follower:
+            seen.append(line.text)
+        done.set()
+
+    threading.Thread(target=consume, daemon=True).start()
+    return seen, done
+
+
 def test_flood_is_followed_line_for_line(client: Any, containers: list[Any]) -> None:
     container = run(client, containers, "seq 1 50000; printf 'no newline at end'")
     container.wait(timeout=60)
@@ -65,16 +79,7 @@ def test_escapes_stripped_stderr_merged_timestamps_kept(client: Any, containers:
 def test_follow_is_cancellable_from_another_thread(client: Any, containers: list[Any]) -> None:
     container = run(client, containers, "while true; do echo tick; sleep 0.05; done")
     follower = LogFollower(container, timestamps=False)
-    seen: list[str] = []
-    done = threading.Event()
-
-    def consume() -> None:
-        for line in follower:
-            seen.append(line.text)
-        done.set()
-
-    thread = threading.Thread(target=consume, daemon=True)
-    thread.start()
+    seen, done = consume_in_thread(follower)
     deadline = time.monotonic() + 10
     while len(seen) < 3 and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -86,15 +91,7 @@ def test_follow_is_cancellable_from_another_thread(client: Any, containers: list
 def test_close_ends_a_read_blocked_on_a_quiet_container(client: Any, containers: list[Any]) -> None:
     container = run(client, containers, "echo hello; sleep 60")
     follower = LogFollower(container, timestamps=False)
-    seen: list[str] = []
-    done = threading.Event()
-
-    def consume() -> None:
-        for line in follower:
-            seen.append(line.text)
-        done.set()
-
-    threading.Thread(target=consume, daemon=True).start()
+    seen, done = consume_in_thread(follower)
     deadline = time.monotonic() + 10
     while not seen and time.monotonic() < deadline:
         time.sleep(0.02)

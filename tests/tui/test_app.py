@@ -18,6 +18,7 @@ from stack.settings import Settings, load_settings
 from tests.support.gguf_factory import write_tiny_model
 from tests.tui.conftest import FROZEN_CHECKS
 from tests.tui.fakes import fake_services
+from tests.tui.helpers import SIZE, screen_text, settle, text
 from tui.__main__ import LlmTuiApp, make_app
 from tui.commands import COMMANDS, MODES, CommandTableProvider
 from tui.screens.chat import ChatScreen
@@ -29,24 +30,6 @@ from tui.screens.settings import SettingsScreen, SettingsTable
 from tui.widgets.checklist import Checklist, CheckRow
 
 pytestmark = [pytest.mark.tui, pytest.mark.anyio]
-
-SIZE = (100, 32)
-
-
-def text(widget: Static) -> str:
-    return str(widget.visual)
-
-
-def screen_text(app: LlmTuiApp) -> str:
-    return "\n".join(text(static) for static in app.screen.query(Static))
-
-
-async def settle(app: LlmTuiApp, pilot: Pilot[int]) -> None:
-    """Let every worker finish and every message it posted be handled."""
-    await app.workers.wait_for_complete()
-    await pilot.pause()
-    await app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 async def go_to(app: LlmTuiApp, pilot: Pilot[int], mode: str) -> None:
