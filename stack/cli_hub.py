@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from stack.cli_models import add_vram_option, fit_for, free_vram_bytes, human_size
+from stack.cli_models import add_vram_option, free_vram_bytes, human_size
 from stack.errors import LlmTuiError
 from stack.settings import Settings, load_settings
 
@@ -87,50 +87,25 @@ def _summary_dict(summary: Any) -> dict[str, Any]:
     }
 
 
-def _shape_for_fit(settings: Settings, listing: Any) -> Any:
-    """One header per repo (the smallest model file): every quant shares its shape."""
-    from stack.fit import ModelShape
-    from stack.remote_header import fetch_entry_header
-
-    entries = [e for e in listing.models if e.complete]
-    if not entries:
-        return None
-    smallest = min(entries, key=lambda e: e.size)
-    header = fetch_entry_header(
-        _hub(settings).endpoint, settings.hf_token, listing.repo_id, listing.commit, smallest
-    )
-    return ModelShape.from_header(header), header
-
-
-def _fit_for_size(shape: Any, size: int, settings: Settings, free: int | None) -> Any:
-    """The shape of the measured file, scaled to another quant's weight size."""
-    from dataclasses import replace
-
-    weights = sum(shape.layer_bytes) + shape.output_bytes
-    scale = size / weights if weights else 1.0
-    scaled = replace(
-        shape,
-        layer_bytes=tuple(int(b * scale) for b in shape.layer_bytes),
-        output_bytes=int(shape.output_bytes * scale),
-    )
-    return fit_for(scaled, settings, free)
-
-
 def cmd_files(args: argparse.Namespace) -> int:
+    from stack.fit import estimate_for_settings, scaled_to_size
+    from stack.remote_header import fetch_repo_shape
+
     settings = load_settings(args.env_file)
     listing = _hub(settings).list_gguf_files(args.repo)
     free = free_vram_bytes(args.vram)
     shape = None
     if not args.no_fit and listing.models:
         try:
-            measured = _shape_for_fit(settings, listing)
-            shape = measured[0] if measured else None
+            shape = fetch_repo_shape(settings.hf_endpoint, settings.hf_token, listing)
         except LlmTuiError as exc:
             print(f"(no fit estimate: {exc.message})", file=sys.stderr)
     rows = []
     for entry in listing.entries:
         fit = (
-            _fit_for_size(shape, entry.size, settings, free) if shape and not entry.mmproj else None
+            estimate_for_settings(scaled_to_size(shape, entry.size), settings, free_vram=free)
+            if shape and not entry.mmproj
+            else None
         )
         rows.append(
             {

@@ -11,7 +11,7 @@ import sys
 from typing import Any
 
 from stack.errors import LlmTuiError
-from stack.settings import Settings, load_settings
+from stack.settings import load_settings
 
 GIB = 2**30
 
@@ -47,22 +47,6 @@ def fit_text(fit: Any) -> str:
     return summary
 
 
-def fit_for(header: Any, settings: Settings, free: int | None, ctx: int | None = None) -> Any:
-    from stack.fit import FitError, estimate
-
-    try:
-        return estimate(
-            header,
-            ctx=ctx or settings.ctx_size,
-            kv_cache_type=settings.kv_cache_type,
-            parallel=settings.parallel,
-            gpu_layers=settings.gpu_layers,
-            free_vram=free,
-        )
-    except FitError:
-        return None
-
-
 def human_size(size: int) -> str:
     return f"{size / GIB:.2f} GiB" if size >= GIB else f"{size / 2**20:.1f} MiB"
 
@@ -74,6 +58,7 @@ def human_params(count: int) -> str:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    from stack.fit import estimate_for_settings
     from stack.library import scan_library
 
     settings = load_settings(args.env_file)
@@ -84,7 +69,11 @@ def cmd_models(args: argparse.Namespace) -> int:
     rows: list[dict[str, Any]] = []
     for model in models:
         header = model.header
-        fit = fit_for(header, settings, free) if header is not None and model.usable else None
+        fit = (
+            estimate_for_settings(header, settings, free_vram=free)
+            if header is not None and model.usable
+            else None
+        )
         rows.append(
             {
                 "path": model.relative_path,
@@ -123,6 +112,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
+    from stack.fit import estimate_for_settings
     from stack.gguf import read_header
 
     settings = load_settings(args.env_file)
@@ -141,7 +131,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
             raise LlmTuiError(f"{target}: {problem}")
         header, name = read_header(local), target
     free = free_vram_bytes(args.vram)
-    fit = fit_for(header, settings, free, ctx=args.ctx)
+    fit = estimate_for_settings(header, settings, free_vram=free, ctx=args.ctx)
     if fit is None:
         raise LlmTuiError(f"cannot estimate {name}: the header lacks layer or head counts")
     print(f"{name}: {header.architecture} {header.quant}, {header.n_layers} layers")

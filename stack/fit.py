@@ -24,11 +24,15 @@ margin, so callers wanting the same pass ``free_vram - margin``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from stack.errors import LlmTuiError
 from stack.gguf import GgufHeader
+
+if TYPE_CHECKING:
+    from stack.settings import Settings
 
 GIB = 1 << 30
 CUDA_OVERHEAD = int(0.35 * GIB)
@@ -261,3 +265,38 @@ class _Calculator:
             else:
                 high = middle - 1
         return low * CTX_STEP if low else None
+
+
+def estimate_for_settings(
+    model: GgufHeader | ModelShape,
+    settings: Settings,
+    *,
+    free_vram: int | None,
+    ctx: int | None = None,
+) -> FitEstimate | None:
+    """The estimate for the stack's own CTX_SIZE, KV_CACHE_TYPE, PARALLEL and GPU_LAYERS.
+
+    None when the header lacks what the arithmetic needs (no layers, no heads).
+    """
+    try:
+        return estimate(
+            model,
+            ctx=ctx or settings.ctx_size,
+            kv_cache_type=settings.kv_cache_type,
+            parallel=settings.parallel,
+            gpu_layers=settings.gpu_layers,
+            free_vram=free_vram,
+        )
+    except (FitError, ValueError, ZeroDivisionError):
+        return None
+
+
+def scaled_to_size(shape: ModelShape, size: int) -> ModelShape:
+    """``shape`` with its weights scaled to another quant's file size (same architecture)."""
+    weights = sum(shape.layer_bytes) + shape.output_bytes
+    scale = size / weights if weights else 1.0
+    return replace(
+        shape,
+        layer_bytes=tuple(int(b * scale) for b in shape.layer_bytes),
+        output_bytes=int(shape.output_bytes * scale),
+    )

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+from stack.fit import ModelShape
 from stack.gguf import GgufHeader, HeaderIncomplete, combine_shards, read_header
-from stack.hub import GgufEntry, HubError, http_error, network_error
+from stack.hub import DEFAULT_ENDPOINT, GgufEntry, HubError, RepoFiles, http_error, network_error
 
 FIRST_PREFIX = 4 * 2**20
 MAX_PREFIX = 128 * 2**20
@@ -60,3 +61,18 @@ def fetch_entry_header(
         fetch_header(endpoint, token, repo_id, revision, f.path, f.size) for f in entry.files
     ]
     return combine_shards(headers) if len(headers) > 1 else headers[0]
+
+
+def fetch_repo_shape(endpoint: str, token: str, listing: RepoFiles) -> ModelShape | None:
+    """One header per repo (its smallest complete model): every quant shares the shape.
+
+    None when the repo has no complete model file.
+    """
+    entries = [e for e in listing.models if e.complete]
+    if not entries:
+        return None
+    smallest = min(entries, key=lambda e: e.size)
+    header = fetch_entry_header(
+        endpoint or DEFAULT_ENDPOINT, token, listing.repo_id, listing.commit, smallest
+    )
+    return ModelShape.from_header(header)

@@ -23,10 +23,9 @@ from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Input, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from stack.cli_hub import _fit_for_size, _shape_for_fit
 from stack.downloads import DownloadRequest
 from stack.errors import LlmTuiError
-from stack.fit import FitEstimate, Verdict
+from stack.fit import FitEstimate, Verdict, estimate_for_settings, scaled_to_size
 from stack.hub import Hub, RepoFiles, RepoSummary, SearchPager, SearchSort, hub_from_settings
 from stack.settings import Settings
 from tui.commands import bindings
@@ -64,15 +63,18 @@ def measure_fits(
 ) -> tuple[dict[str, FitEstimate | None], str]:
     """Each complete model's fit, from one header read over HTTP (every quant shares it)."""
     try:
-        measured = _shape_for_fit(settings, listing)
+        from stack.remote_header import fetch_repo_shape
+
+        shape = fetch_repo_shape(settings.hf_endpoint, settings.hf_token, listing)
     except (LlmTuiError, KeyError, ValueError) as error:
         reason = error.message if isinstance(error, LlmTuiError) else str(error)
         return {}, f"No fit estimate: {reason}"
-    if measured is None:
+    if shape is None:
         return {}, "No fit estimate: no complete model file."
-    shape = measured[0]
     fits = {
-        entry_key(entry): _fit_for_size(shape, entry.size, settings, free)
+        entry_key(entry): estimate_for_settings(
+            scaled_to_size(shape, entry.size), settings, free_vram=free
+        )
         for entry in listing.models
         if entry.complete
     }

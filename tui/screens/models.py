@@ -20,7 +20,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from stack.fit import FitError, FitEstimate, Verdict, estimate
+from stack.fit import FitEstimate, Verdict, estimate_for_settings
 from stack.gpu import GpuSample, GpuUnavailable
 from stack.library import LocalModel
 from stack.settings import Settings
@@ -72,17 +72,7 @@ def read_free_vram(services: Services) -> GpuMemory:
 def fit_of(model: LocalModel, settings: Settings, free: int | None) -> FitEstimate | None:
     if model.header is None or model.broken:
         return None
-    try:
-        return estimate(
-            model.header,
-            ctx=settings.ctx_size,
-            kv_cache_type=settings.kv_cache_type,
-            parallel=settings.parallel,
-            gpu_layers=settings.gpu_layers,
-            free_vram=free,
-        )
-    except (FitError, ValueError, ZeroDivisionError):
-        return None
+    return estimate_for_settings(model.header, settings, free_vram=free)
 
 
 def roles_text(model: LocalModel) -> Text:
