@@ -26,7 +26,7 @@ def remote_header(settings: Settings, repo: str, quant: str) -> tuple[Any, str]:
     hub = _hub(settings)
     listing = hub.list_gguf_files(repo)
     entry = pick_entry(listing, quant)
-    header = fetch_entry_header(hub.endpoint, settings.hf_token, repo, listing.commit, entry)
+    header = fetch_entry_header(hub.endpoint, settings.hub_token, repo, listing.commit, entry)
     return header, f"{repo}:{entry.quant} ({entry.name})"
 
 
@@ -97,7 +97,7 @@ def cmd_files(args: argparse.Namespace) -> int:
     shape = None
     if not args.no_fit and listing.models:
         try:
-            shape = fetch_repo_shape(settings.hf_endpoint, settings.hf_token, listing)
+            shape = fetch_repo_shape(settings.hf_endpoint, settings.hub_token, listing)
         except LlmTuiError as exc:
             print(f"(no fit estimate: {exc.message})", file=sys.stderr)
     rows = []
@@ -182,7 +182,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
     hub = _hub(settings)
     listing = hub.list_gguf_files(args.repo)
     entry = pick_entry(listing, args.what)
-    if listing.gated and not settings.hf_token:
+    if listing.gated and not settings.hub_token:
         raise LlmTuiError(
             f"{listing.repo_id} is gated: accept its license at {hub.repo_url(listing.repo_id)}",
             fix="then create a read token (huggingface.co/settings/tokens) and "

@@ -154,7 +154,7 @@ class Downloader:
     @classmethod
     def from_settings(cls, settings: Settings, **options: Any) -> Downloader:
         return cls(
-            settings.models_dir, endpoint=settings.hf_endpoint, token=settings.hf_token, **options
+            settings.models_dir, endpoint=settings.hf_endpoint, token=settings.hub_token, **options
         )
 
     # -- public --------------------------------------------------------------------------

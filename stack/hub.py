@@ -367,7 +367,7 @@ def _summary(model: Any) -> RepoSummary:
 
 
 def hub_from_settings(settings: Settings) -> Hub:
-    return Hub(endpoint=settings.hf_endpoint, token=settings.hf_token)
+    return Hub(endpoint=settings.hf_endpoint, token=settings.hub_token)
 
 
 # --- errors -----------------------------------------------------------------------------

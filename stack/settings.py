@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
 
 from stack import envfile
 from stack.errors import EnvFileError, SettingsError
@@ -199,6 +200,15 @@ SCHEMA: tuple[Field, ...] = (
         section="Hugging Face",
     ),
     Field(
+        "HF_TRUST_ENDPOINT",
+        "false",
+        "Send HF_TOKEN to HF_ENDPOINT too (true only for a mirror you trust). Otherwise the\n"
+        "token goes only to the Hub itself, over https.",
+        "enum",
+        choices=("false", "true"),
+        section="Hugging Face",
+    ),
+    Field(
         "TEMPERATURE",
         "0.2",
         "Default sampling temperature the gateway applies when a client sends none.",
@@ -268,6 +278,7 @@ class Settings:
     litellm_master_key: str = field(default="", repr=False)
     hf_token: str = field(default="", repr=False)
     hf_endpoint: str = ""
+    hf_trust_endpoint: bool = False
     temperature: float = 0.2
     max_tokens: int = 1024
     stack_name: str = "llm-tui"
@@ -289,6 +300,40 @@ class Settings:
 
     def model_path(self, relative: str) -> Path:
         return self.models_dir / relative
+
+    @property
+    def hub_token(self) -> str:
+        """HF_TOKEN where it may be sent: the Hub itself over https, or a trusted mirror.
+
+        Every Hub call built from settings uses this, never ``hf_token`` directly, so a
+        mirror (or a plain-http endpoint) never sees the token unless the user said so.
+        """
+        return self.hf_token if self.hub_token_withheld is None else ""
+
+    @property
+    def hub_token_withheld(self) -> str | None:
+        """Why HF_TOKEN is not sent to HF_ENDPOINT (None: it is sent, or there is none)."""
+        if not self.hf_token or self.hf_trust_endpoint or is_official_hub(self.hf_endpoint):
+            return None
+        return (
+            f"HF_TOKEN is not sent to {self.hf_endpoint} (not the Hub's own https address); "
+            "set HF_TRUST_ENDPOINT=true if you trust that mirror"
+        )
+
+
+OFFICIAL_HUB_HOSTS = ("huggingface.co", "hf.co")
+
+
+def is_official_hub(endpoint: str) -> bool:
+    """True for an empty endpoint (the default) or https on the Hub's own host."""
+    if not endpoint:
+        return True
+    parts = urlsplit(endpoint)
+    return (
+        parts.scheme == "https"
+        and (parts.hostname or "") in OFFICIAL_HUB_HOSTS
+        and (parts.port in (None, 443))
+    )
 
 
 def mask(key: str, value: str) -> str:
@@ -395,6 +440,7 @@ def build_settings(path: Path, doc: envfile.EnvDocument) -> Settings:
         litellm_master_key=get("LITELLM_MASTER_KEY"),
         hf_token=get("HF_TOKEN"),
         hf_endpoint=get("HF_ENDPOINT").rstrip("/"),
+        hf_trust_endpoint=get("HF_TRUST_ENDPOINT") == "true",
         temperature=float(get("TEMPERATURE")),
         max_tokens=int(get("MAX_TOKENS")),
         stack_name=get("STACK_NAME"),

@@ -55,7 +55,7 @@ def open_hub(app: App[Any]) -> None:
 
 
 def hub_key(settings: Settings) -> tuple[str, str]:
-    return (settings.hf_endpoint, settings.hf_token)
+    return (settings.hf_endpoint, settings.hub_token)
 
 
 def measure_fits(
@@ -65,7 +65,7 @@ def measure_fits(
     try:
         from stack.remote_header import fetch_repo_shape
 
-        shape = fetch_repo_shape(settings.hf_endpoint, settings.hf_token, listing)
+        shape = fetch_repo_shape(settings.hf_endpoint, settings.hub_token, listing)
     except (LlmTuiError, KeyError, ValueError) as error:
         reason = error.message if isinstance(error, LlmTuiError) else str(error)
         return {}, f"No fit estimate: {reason}"
@@ -358,7 +358,7 @@ class HubScreen(ModeScreen):
         memory = read_free_vram(self.llm_app.services)
         fits: dict[str, FitEstimate | None] = {}
         note = ""  # a gated repo's header needs HF_TOKEN too: the gated note says so
-        if settings.hf_token or not listing.gated:
+        if settings.hub_token or not listing.gated:
             fits, note = measure_fits(settings, listing, memory.free)
         if not worker.is_cancelled:
             self.post_message(self.FitsMeasured(listing, fits, memory, note))
@@ -386,7 +386,7 @@ class HubScreen(ModeScreen):
                 self.listing,
                 gated=self.is_gated(self.listing),
                 repo_url=self.hub().repo_url(self.listing.repo_id),
-                has_token=bool(self.settings.hf_token),
+                has_token=bool(self.settings.hub_token),
                 memory=self.memory,
                 fit_note=self.fit_note,
             )
@@ -426,7 +426,7 @@ class HubScreen(ModeScreen):
         listing, entry = self.listing, self.quants.selected
         if listing is None or entry is None:
             return
-        if self.is_gated(listing) and not self.settings.hf_token:
+        if self.is_gated(listing) and not self.settings.hub_token:
             text = gated_text(self.hub().repo_url(listing.repo_id), has_token=False)
             self.notify(text, title="Gated model", severity="warning", timeout=15, markup=False)
             return

@@ -71,7 +71,7 @@ def make_downloader(settings: Settings) -> Downloader:
 
 
 def _downloader_key(settings: Settings) -> tuple[Path, str, str]:
-    return (settings.models_dir, settings.hf_endpoint, settings.hf_token)
+    return (settings.models_dir, settings.hf_endpoint, settings.hub_token)
 
 
 @dataclass(frozen=True)
