@@ -199,6 +199,11 @@ class Faults:
     fail_times: int | None = None
     # Sent as a Retry-After header with injected failures.
     retry_after: int | None = None
+    # Answer file GETs with 200 and the whole body, whatever Range asks for (an old proxy).
+    ignore_range: bool = False
+    # After a file GET's body, keep sending this many more bytes (None: none), chunked with
+    # no Content-Length: a server that never stops. -1 sends forever (until the client hangs up).
+    overrun_bytes: int | None = None
 
 
 @dataclass
@@ -791,19 +796,44 @@ class _Handler(BaseHTTPRequestHandler):
             "Accept-Ranges": "bytes",
             "Content-Type": "application/octet-stream",
         }
-        byte_range = _parse_range(self.headers.get("Range"), size)
+        faults = self.hub.faults
+        byte_range = None if faults.ignore_range else _parse_range(self.headers.get("Range"), size)
         if byte_range is not None:
             start, end = byte_range
             status = 206
             headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
         else:
             start, end, status = 0, size, 200
-        headers["Content-Length"] = str(end - start)
+        overrun = faults.overrun_bytes if self.command == "GET" else None
+        if overrun is None:
+            headers["Content-Length"] = str(end - start)
+        else:
+            headers["Transfer-Encoding"] = "chunked"
         self._entry.file = (repo_id, hub_file.path)
         self._start(status, headers)
         if self.command == "HEAD":
             return
-        self._stream(hub_file.data, start, end)
+        if overrun is None:
+            self._stream(hub_file.data, start, end)
+        else:
+            self._stream_overrun(hub_file.data[start:end], overrun)
+
+    def _stream_overrun(self, body: bytes, extra: int) -> None:
+        """The body, then ``extra`` more bytes (forever when -1), as HTTP chunks."""
+        self.close_connection = True
+        filler = b"\0" * CHUNK_SIZE
+        pieces = [body[i : i + CHUNK_SIZE] for i in range(0, len(body), CHUNK_SIZE)]
+        try:
+            for piece in pieces:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            left = extra
+            while left != 0 and not self.server.stopping.is_set():
+                n = CHUNK_SIZE if left < 0 else min(CHUNK_SIZE, left)
+                self.wfile.write(b"%x\r\n%s\r\n" % (n, filler[:n]))
+                left = left - n if left > 0 else left
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            return
 
     def _stream(self, data: bytes, start: int, end: int) -> None:
         faults = self.hub.faults
