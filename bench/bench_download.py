@@ -5,6 +5,12 @@ the script prints MB/s for each and exits non-zero when ours is below 0.95x thei
 
     .venv/bin/python bench/bench_download.py [--size-mib 1024] [--rounds 3] [--dir DIR]
 
+``--pacing`` instead measures, on the wall clock, what the tests check with an injected one:
+that a bandwidth limit holds the transfer to its rate (within the limiter's quarter second of
+burst) and that progress events come at most ten a second, about every 0.1 s:
+
+    .venv/bin/python bench/bench_download.py --pacing [--size-mib 16] [--limit-mb 8]
+
 The test fake Hub keeps every file in memory, so this script brings its own file-backed
 server: a separate process (so it does not compete for our GIL) that answers HEAD and GET
 with byte ranges on ``/{repo}/resolve/{rev}/{file}``, sends the headers `hf_hub_download`
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import os
 import shutil
 import socket
@@ -155,11 +162,48 @@ def run_theirs(url: str, sha256: str, size: int, out: Path) -> float:
     return elapsed
 
 
+def check_pacing(url: str, sha256: str, size: int, out: Path, limit: int) -> bool:
+    """A limited download on the wall clock: its rate, and the spacing of its progress events."""
+    from stack.downloads import BURST, PROGRESS_INTERVAL, Downloader, DownloadRequest, JobState
+    from stack.hub import RemoteFile
+
+    stamps: list[float] = []
+    request = DownloadRequest(REPO, (RemoteFile(FILE_NAME, size, sha256),), COMMIT)
+    started = time.perf_counter()
+    with Downloader(
+        out,
+        endpoint=url,
+        bandwidth_limit=limit,
+        on_progress=lambda _: stamps.append(time.monotonic()),
+    ) as downloader:
+        result = downloader.enqueue(request).wait()
+    elapsed = time.perf_counter() - started
+    if result.state is not JobState.DONE:
+        raise SystemExit(f"our download failed: {result.error}")
+    gaps = [b - a for a, b in itertools.pairwise(stamps[:-1])]  # not the final event
+    smallest = min(gaps, default=PROGRESS_INTERVAL)
+    rate = size / elapsed
+    print(f"limit  {limit / 1e6:8.1f} MB/s, got {rate / 1e6:8.1f} MB/s in {elapsed:.2f} s")
+    print(f"events {len(stamps):8d}, smallest gap {smallest * 1000:.1f} ms")
+    checks = {
+        # An idle limiter lets BURST seconds of bytes through at once, never more.
+        "not faster than the limit": elapsed >= size / limit - BURST,
+        "close to the limit (loopback is much faster)": rate >= 0.9 * limit,
+        "at most ten progress events a second": len(stamps) <= elapsed / PROGRESS_INTERVAL + 2,
+        "progress events about 0.1 s apart": smallest >= PROGRESS_INTERVAL - 0.001,
+    }
+    for what, ok in checks.items():
+        print(f"{'ok  ' if ok else 'FAIL'}   {what}")
+    return all(checks.values())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--size-mib", type=int, default=None, help="default 1024 (16: --pacing)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--dir", type=Path, default=None, help="scratch folder (default: tmp)")
+    parser.add_argument("--pacing", action="store_true", help="check the limit and progress pace")
+    parser.add_argument("--limit-mb", type=float, default=8.0, help="MB/s for --pacing")
     parser.add_argument("--serve", nargs=2, metavar=("FILE", "SHA256"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -168,6 +212,8 @@ def main() -> int:
 
     os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
     os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+    if args.size_mib is None:
+        args.size_mib = 16 if args.pacing else 1024
     size = args.size_mib * MiB
     scratch = Path(tempfile.mkdtemp(prefix="bench-download-", dir=args.dir))
     server: subprocess.Popen[str] | None = None
@@ -182,6 +228,10 @@ def main() -> int:
         )
         assert server.stdout is not None
         url = f"http://127.0.0.1:{server.stdout.readline().strip()}"
+        if args.pacing:
+            out = scratch / "pacing"
+            out.mkdir()
+            return 0 if check_pacing(url, sha256, size, out, int(args.limit_mb * 1e6)) else 1
         ours: list[float] = []
         theirs: list[float] = []
         for round_no in range(1, args.rounds + 1):

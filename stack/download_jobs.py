@@ -23,6 +23,9 @@ from stack.hub import GgufEntry, RemoteFile, RepoFiles
 log = logging.getLogger(__name__)
 
 SPEED_WINDOW = 5.0  # seconds of history behind the speed shown
+BURST = 0.25  # seconds of bandwidth an idle rate limiter lets through at once
+
+Clock = Callable[[], float]  # seconds, monotonic: time.monotonic, or a test's own
 
 
 class DownloadError(LlmTuiError):
@@ -101,6 +104,24 @@ class DownloadProgress:
 ProgressCallback = Callable[[DownloadProgress], None]
 
 
+class RateLimiter:
+    """One bandwidth budget shared by every job: each read books its slot in time."""
+
+    def __init__(self, bytes_per_second: int, clock: Clock = time.monotonic) -> None:
+        self.rate = float(bytes_per_second)
+        self._clock = clock
+        self._next = clock()
+        self._lock = threading.Lock()
+
+    def delay(self, n: int) -> float:
+        """Seconds to wait after reading ``n`` bytes (<= 0: go on at once)."""
+        with self._lock:
+            now = self._clock()
+            start = max(self._next, now - BURST)  # an idle spell earns at most BURST
+            self._next = start + n / self.rate
+            return self._next - now
+
+
 class JobStopped(Exception):
     """Pause or cancel was asked: unwind, keeping every byte written."""
 
@@ -143,6 +164,7 @@ class DownloadJob:
         targets: tuple[Path, ...],
         on_progress: ProgressCallback | None,
         interval: float,
+        clock: Clock = time.monotonic,
     ) -> None:
         self.id = job_id
         self.request = request
@@ -151,6 +173,7 @@ class DownloadJob:
         self._downloader = downloader
         self._on_progress = on_progress
         self._interval = interval
+        self._clock = clock  # paces progress events and the speed shown
         self._cond = threading.Condition()
         self._done = threading.Event()
         self._state = JobState.QUEUED
@@ -272,7 +295,7 @@ class DownloadJob:
 
     def _speed(self, done: int) -> float:
         """Bytes per second over the last `SPEED_WINDOW` seconds (a moving average)."""
-        now = time.monotonic()
+        now = self._clock()
         with self._stats_lock:
             samples = self._samples
             if not samples or samples[-1][1] != done or now - samples[-1][0] >= 0.05:
@@ -283,11 +306,16 @@ class DownloadJob:
         elapsed = now - first_t
         return max(done - first_done, 0) / elapsed if elapsed >= 0.2 else 0.0
 
-    def emit(self, *, force: bool = False) -> None:
-        """Report progress: at most once per interval, unless ``force``."""
+    def emit(self, *, force: bool = False, now: float | None = None) -> None:
+        """Report progress: at most once per interval, unless ``force``.
+
+        ``now`` is the caller's own clock reading, so that its schedule and this check agree
+        (two readings, or ``a - b < c`` against ``a < b + c``, can skip a due event).
+        """
         with self._emit_lock:
-            now = time.monotonic()
-            if self._final_sent or (not force and now - self._last_emit < self._interval):
+            if now is None:
+                now = self._clock()
+            if self._final_sent or (not force and now < self._last_emit + self._interval):
                 return
             self._last_emit = now
             snapshot = self.progress
@@ -315,7 +343,7 @@ class DownloadJob:
             outcome = JobState.PAUSED
         except LlmTuiError as exc:
             outcome, error = JobState.FAILED, exc
-        except OSError as exc:
+        except OSError as exc:  # the downloader words its own; this is the last resort
             outcome = JobState.FAILED
             error = DownloadError(
                 f"cannot write {self.name}: {exc.strerror or exc}",

@@ -7,6 +7,8 @@ about jobs or threads; `stack.downloads` puts the pieces together.
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -26,6 +28,7 @@ HASH_CHUNK = 8 * MiB  # bytes per read when re-hashing a part from disk
 WRITEBACK_STEP = 32 * MiB  # start flushing a part to disk every this many bytes
 PART_SUFFIX = ".part"
 SIDECAR_SUFFIX = ".part.json"
+LOCK_SUFFIX = ".part.lock"
 STALE_SUFFIX = ".part.stale"
 CORRUPT_SUFFIX = ".corrupt"
 
@@ -60,10 +63,16 @@ class PartWriter:
 
     def write(self, chunk: bytes) -> None:
         written = self.handle.write(chunk)
-        if written != len(chunk):  # a short write: rare, but legal for raw files
-            view = memoryview(chunk)[written:]
-            while view:
-                view = view[self.handle.write(view) :]
+        if written != len(chunk):  # a short write: a disk filling up, or legal for raw files
+            try:
+                view = memoryview(chunk)[written:]
+                while view:
+                    view = view[self.handle.write(view) :]
+            except OSError:
+                # Keep the part equal to what was hashed, so a resume needs no re-read.
+                with contextlib.suppress(OSError):
+                    self.handle.truncate(self.offset)
+                raise
         self.hasher.update(chunk)
         self.offset += len(chunk)
         if self.offset - self._written_back >= WRITEBACK_STEP:
@@ -116,6 +125,138 @@ def hash_file(path: Path, length: int, check_stop: Callable[[], None]) -> Any:
             hasher.update(chunk)
             remaining -= len(chunk)
     return hasher
+
+
+FileState = tuple[int, int, int, int]  # device, inode, size, mtime in ns
+
+
+def identity(info: os.stat_result) -> FileState:
+    """A file's state: a rewrite changes its mtime, a new file at the path its inode."""
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+# --- one writer per part, across processes ---------------------------------------------
+
+
+class PartBusy(Exception):
+    """Another open file holds the part's lock; ``pid`` is its process when it said so."""
+
+    def __init__(self, pid: int | None) -> None:
+        super().__init__(f"locked by pid {pid}")
+        self.pid = pid
+
+
+class PartLock:
+    """The right to write ``<target>.part``, held by one open file on the whole machine.
+
+    An exclusive ``flock`` on ``<target>.part.lock``: the kernel drops it when its holder
+    exits, however it exits, so a crash leaves nothing locked. It sits in its own file, not
+    on the part, because the part is created, set aside as stale or corrupt, and renamed into
+    place while the lock must cover all of that. The holder deletes the file before letting
+    go, so a finished download leaves nothing behind; a taker that locked a file which was
+    deleted meanwhile tries again (otherwise two holders could each lock a different file).
+    The holder's pid is written inside, so the other side can say who it is.
+    """
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self._fd: int | None = fd
+
+    @classmethod
+    def acquire(cls, target: Path) -> PartLock:
+        """Lock ``target``'s part without waiting; raises `PartBusy` when someone holds it."""
+        path = target.with_name(target.name + LOCK_SUFFIX)
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pid = _read_pid(fd)
+                os.close(fd)
+                raise PartBusy(pid) from None
+            except BaseException:
+                os.close(fd)
+                raise
+            try:
+                current = os.stat(path)
+            except FileNotFoundError:
+                current = None
+            held = os.fstat(fd)
+            if current is not None and (current.st_dev, current.st_ino) == (
+                held.st_dev,
+                held.st_ino,
+            ):
+                break
+            os.close(fd)  # the last holder deleted it after we opened it: take the new one
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError:
+            pass  # the lock holds without the pid; the other side just cannot name us
+        return cls(path, fd)
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        try:
+            with contextlib.suppress(OSError):  # gone or read-only now: the lock still ends
+                os.unlink(self.path)
+        finally:
+            os.close(fd)
+
+
+def busy_error(name: str, pid: int | None) -> DownloadError:
+    """``name``'s part is locked by ``pid`` (None: a holder that has not said who it is)."""
+    if pid == os.getpid():
+        return DownloadError(
+            f"{name} is already being downloaded by this llm-tui",
+            fix="wait for that download or cancel it",
+        )
+    who = "another llm-tui" + (f" (pid {pid})" if pid else "")
+    stop = f"stop it (kill {pid})" if pid else "stop it"
+    return DownloadError(
+        f"{name} is being downloaded by {who}",
+        fix=f"wait for it to finish, or {stop}, then retry",
+    )
+
+
+def _read_pid(fd: int) -> int | None:
+    with contextlib.suppress(OSError, ValueError):
+        text = os.pread(fd, 32, 0).decode("ascii").strip()
+        return int(text) if text else None
+    return None
+
+
+# --- what a failed write means ----------------------------------------------------------
+
+
+def write_error(exc: OSError, name: str, folder: Path, kept: int, size: int) -> DownloadError:
+    """A one-line error for an OS failure while writing ``name`` into ``folder``.
+
+    ``kept`` bytes of ``size`` are on disk in the part, which stays for the retry.
+    """
+    code = exc.errno
+    left = f"{format_size(kept)} of {format_size(size)} kept, the retry resumes from there"
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        return DownloadError(
+            f"the disk is full: {name} stopped in {folder} ({left})",
+            fix="free some space on that disk, or set MODELS_DIR to a bigger one, then retry",
+        )
+    if code == errno.EROFS:
+        return DownloadError(
+            f"cannot write {name}: {folder} is on a read-only filesystem",
+            fix="mount it read-write, or set MODELS_DIR to a writable folder, then retry",
+        )
+    if code in (errno.EACCES, errno.EPERM):
+        return DownloadError(
+            f"cannot write {name}: permission denied in {folder}",
+            fix=f"make {folder} writable for this user, or set MODELS_DIR to another folder",
+        )
+    return DownloadError(
+        f"cannot write {name} in {folder}: {exc.strerror or exc} ({left})",
+        fix=f"check the disk that holds {folder}, then retry",
+    )
 
 
 # --- sidecars ------------------------------------------------------------------------------

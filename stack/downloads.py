@@ -9,10 +9,21 @@ this module writes its own HTTP Range downloads instead:
   locally, never fetched again. A part whose sidecar is missing or describes other content
   (a new commit changed the file) is moved aside to ``<target>.part.stale`` (replacing any
   older one) and the download starts over: nothing we wrote is deleted silently.
-* sha256 is computed while writing. A mismatch renames the part to ``<target>.corrupt`` and
-  fails the job: the evidence stays for the user to inspect or delete.
+* One writer per part on the whole machine: a job holds an exclusive ``flock`` on
+  ``<target>.part.lock`` for each file it writes, from the first byte to the rename, so the
+  TUI and ``llm-tui pull`` never interleave into one part. The other side fails at once,
+  saying which process has it, and touches nothing. The kernel drops the lock when its
+  holder dies; the holder deletes the lock file when it lets go.
+* sha256 is computed while writing, and a body is never read past the listed size. What
+  counts is the file, not the stream: before the rename the part must still be the file
+  that was hashed, with the listed size; a part changed since is hashed again from disk.
+  A mismatch renames the part to ``<target>.corrupt`` and fails the job: the evidence stays
+  for the user to inspect or delete.
 * Finished parts are renamed into place only when every file of the request is verified,
-  shard 1 of a split set last, so a model never appears half-present.
+  shard 1 of a split set last, so a model never appears half-present. A file already in
+  place is checked, never overwritten.
+* A failed write (a full disk, a read-only folder) fails the job with what to do; the part
+  keeps every byte written, for the retry.
 * Targets are flat: ``MODELS_DIR/<folder>/<file name>``. The repo's own subfolders (often
   ``Q4_K_M/``) are dropped, which keeps a split set's shards side by side. Repo paths that
   are absolute, contain ``..`` or backslashes, or would land outside MODELS_DIR are refused
@@ -33,11 +44,14 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import quote
 
 from stack.download_jobs import (
+    BURST,
+    Clock,
     DownloadError,
     DownloadJob,
     DownloadProgress,
@@ -45,6 +59,7 @@ from stack.download_jobs import (
     JobState,
     JobStopped,
     ProgressCallback,
+    RateLimiter,
     RetryLater,
     RetryPolicy,
 )
@@ -52,14 +67,19 @@ from stack.download_parts import (
     CORRUPT_SUFFIX,
     SIDECAR_SUFFIX,
     STALE_SUFFIX,
+    FileState,
     FreeSpace,
     MiB,
+    PartBusy,
+    PartLock,
     PartWriter,
+    busy_error,
     disk_free,
     file_size,
     format_size,
     fsync_dir,
     hash_file,
+    identity,
     parse_content_range,
     parse_int,
     parse_retry_after,
@@ -68,6 +88,7 @@ from stack.download_parts import (
     safe_relative,
     same_content,
     unlink_if_present,
+    write_error,
     write_sidecar,
 )
 from stack.hub import DEFAULT_ENDPOINT, HubError, RemoteFile, http_error, network_error
@@ -88,20 +109,13 @@ _SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 # --- the downloader ---------------------------------------------------------------------
 
 
-class _RateLimiter:
-    """One bandwidth budget shared by every job: each read books its slot in time."""
+@dataclass(frozen=True)
+class _Fetched:
+    """A verified part waiting for its rename, and the file state that was verified."""
 
-    def __init__(self, bytes_per_second: int) -> None:
-        self.rate = float(bytes_per_second)
-        self._next = time.monotonic()
-        self._lock = threading.Lock()
-
-    def delay(self, n: int) -> float:
-        with self._lock:
-            now = time.monotonic()
-            start = max(self._next, now - 0.25)  # at most a quarter second of burst
-            self._next = start + n / self.rate
-            return self._next - now
+    remote: RemoteFile
+    target: Path
+    state: FileState
 
 
 class Downloader:
@@ -121,13 +135,15 @@ class Downloader:
         retry: RetryPolicy | None = None,
         progress_interval: float = PROGRESS_INTERVAL,
         transport: httpx.BaseTransport | None = None,
+        clock: Clock = time.monotonic,
     ) -> None:
         """Downloads into ``models_dir`` from ``endpoint`` (default https://huggingface.co).
 
         ``token`` is sent as ``Authorization: Bearer`` (empty: none). ``bandwidth_limit`` is
         in bytes per second, shared by all jobs. ``state_dir`` holds the sidecars (default:
         beside each ``.part``). ``free_space`` reports free bytes for a folder (tests inject
-        a small disk); ``transport`` replaces httpx's network transport (tests).
+        a small disk); ``transport`` replaces httpx's network transport (tests); ``clock``
+        (seconds, monotonic) paces progress events, speeds and the bandwidth limit.
         """
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -140,14 +156,16 @@ class Downloader:
         self.free_space = free_space
         self.retry = retry or RetryPolicy()
         self.progress_interval = progress_interval
-        self._limiter = _RateLimiter(bandwidth_limit) if bandwidth_limit else None
+        self.clock = clock
+        self._limiter = RateLimiter(bandwidth_limit, clock) if bandwidth_limit else None
         self._transport = transport
         self._queue: queue.Queue[DownloadJob | None] = queue.Queue()
         self._workers: list[threading.Thread] = []
         self._jobs: list[DownloadJob] = []
         self._lock = threading.Lock()
         self._client: httpx.Client | None = None
-        self._hashes: dict[Path, tuple[int, Any]] = {}  # part -> (offset, sha256 state)
+        # part -> (its state on disk, sha256 state of all of it) when a job left it
+        self._hashes: dict[Path, tuple[FileState, Any]] = {}
         self._next_id = 1
         self._closed = False
 
@@ -183,6 +201,7 @@ class Downloader:
                 targets,
                 on_progress or self.on_progress,
                 self.progress_interval,
+                self.clock,
             )
             self._next_id += 1
             self._jobs.append(job)
@@ -308,7 +327,50 @@ class Downloader:
     # -- one job -------------------------------------------------------------------------
 
     def run_job(self, job: DownloadJob) -> None:
-        """Fetch and verify every file of ``job``, then move them into place (a worker's call)."""
+        """Fetch and verify every file of ``job``, then move them into place (a worker's call).
+
+        The parts' locks are taken first, before anything is read or written, and held until
+        the renames are done.
+        """
+        locks = self._lock_parts(job)
+        try:
+            self._run_locked(job)
+        except OSError as exc:
+            raise self._write_error(job, exc) from exc
+        finally:
+            for lock in locks:
+                lock.release()
+
+    def _lock_parts(self, job: DownloadJob) -> list[PartLock]:
+        """Lock the part of every file not yet in place, or raise, holding nothing."""
+        locks: list[PartLock] = []
+        try:
+            for target in job.targets:
+                if target.exists():
+                    continue  # only checked, never written; a rename is atomic
+                target.parent.mkdir(parents=True, exist_ok=True)
+                locks.append(PartLock.acquire(target))
+        except PartBusy as busy:
+            for lock in locks:
+                lock.release()
+            raise busy_error(self.relative(target), busy.pid) from None
+        except OSError as exc:
+            for lock in locks:
+                lock.release()
+            job.current_file = self.relative(target)
+            raise self._write_error(job, exc) from exc
+        return locks
+
+    def _write_error(self, job: DownloadJob, exc: OSError) -> DownloadError:
+        name = job.current_file or job.name
+        target = self.models_dir / name
+        size = next(
+            (r.size for r, t in zip(job.request.files, job.targets, strict=True) if t == target),
+            job.total,
+        )
+        return write_error(exc, name, target.parent, file_size(part_path(target)), size)
+
+    def _run_locked(self, job: DownloadJob) -> None:
         pairs = list(zip(job.request.files, job.targets, strict=True))
         present = 0
         needed = 0
@@ -328,22 +390,72 @@ class Downloader:
                 fix="free some space, or set MODELS_DIR to a bigger disk",
             )
         job.set_bytes(present)
+        fetched: list[_Fetched] = []
         for remote, target in pairs:
             job.current_file = self.relative(target)
             if target.exists():
                 self._check_existing(job, remote, target)
             else:
-                self._fetch(job, remote, target)
+                fetched.append(_Fetched(remote, target, self._fetch(job, remote, target)))
+        # Only parts still as they were verified go into place; one changed since (another
+        # program wrote to it) is verified again from disk first.
+        for item in fetched:
+            job.current_file = self.relative(item.target)
+            part = part_path(item.target)
+            try:
+                state = identity(os.stat(part))
+            except FileNotFoundError:
+                raise DownloadError(
+                    f"{self.relative(part)} was removed before it could be moved into place",
+                    fix="retry the download",
+                ) from None
+            if state != item.state:
+                self._verify_on_disk(job, item.remote, item.target)
         # Every part is verified: move them into place, shard 1 (what llama.cpp opens) last.
-        for target in reversed(job.targets):
-            part = part_path(target)
-            if part.exists():
-                os.replace(part, target)
-                unlink_if_present(self._sidecar(target))
-                with self._lock:
-                    self._hashes.pop(part, None)
+        # Only this job's own parts move: a stray part beside a file in place stays put.
+        for item in reversed(fetched):
+            part = part_path(item.target)
+            os.replace(part, item.target)
+            unlink_if_present(self._sidecar(item.target))
+            with self._lock:
+                self._hashes.pop(part, None)
         for folder in {t.parent for t in job.targets}:
             fsync_dir(folder)
+
+    def _verify_on_disk(self, job: DownloadJob, remote: RemoteFile, target: Path) -> None:
+        """Hash ``target``'s part from disk; a wrong size or sha256 makes it ``.corrupt``."""
+        part = part_path(target)
+        size = file_size(part)
+        digest = None
+        if size == remote.size and remote.sha256 is not None:
+            job.set_state(JobState.VERIFYING)
+            digest = hash_file(part, size, job.check_stop).hexdigest()
+            job.set_state(JobState.RUNNING)
+        if size != remote.size:
+            self._reject(
+                target,
+                f"{self.relative(target)} is {size} bytes on disk, the listing said "
+                f"{remote.size}: something else wrote to it during the download",
+            )
+        if digest is not None and digest != remote.sha256:
+            self._reject(
+                target,
+                f"the download was corrupted: {self.relative(target)} has sha256 {digest}, "
+                f"expected {remote.sha256}",
+            )
+
+    def _reject(self, target: Path, problem: str) -> NoReturn:
+        """Keep a bad part as ``<target>.corrupt`` for the user, and fail the job."""
+        part = part_path(target)
+        corrupt = target.with_name(target.name + CORRUPT_SUFFIX)
+        os.replace(part, corrupt)
+        unlink_if_present(self._sidecar(target))
+        with self._lock:
+            self._hashes.pop(part, None)
+        raise DownloadError(
+            f"{problem}; the bad copy is kept as {self.relative(corrupt)}",
+            fix=f"delete {corrupt} and retry",
+        )
 
     def _check_existing(self, job: DownloadJob, remote: RemoteFile, target: Path) -> None:
         """A file already in place is kept if it is the same file; never overwritten."""
@@ -359,8 +471,8 @@ class Downloader:
                 fix="move it away or delete it, then retry",
             )
 
-    def _fetch(self, job: DownloadJob, remote: RemoteFile, target: Path) -> None:
-        """Bring ``<target>.part`` to the full, verified file (or raise)."""
+    def _fetch(self, job: DownloadJob, remote: RemoteFile, target: Path) -> FileState:
+        """Bring ``<target>.part`` to the full, verified file (or raise); its state on disk."""
         request = job.request
         part, sidecar = part_path(target), self._sidecar(target)
         meta = self._sidecar_data(request, remote, target)
@@ -381,9 +493,8 @@ class Downloader:
         sidecar.parent.mkdir(parents=True, exist_ok=True)
         write_sidecar(sidecar, meta)
         with open(part, "ab", buffering=0) as handle:
-            offset = handle.tell()
-            hasher = self._resume_hash(job, part, offset)
-            writer = PartWriter(handle, hasher, offset)
+            hasher = self._resume_hash(job, part, os.fstat(handle.fileno()))
+            writer = PartWriter(handle, hasher, handle.tell())
             try:
                 self._transfer(job, remote, writer, sidecar, meta)
                 writer.finish()
@@ -393,31 +504,41 @@ class Downloader:
                     unlink_if_present(sidecar)
                 raise
             finally:
-                with self._lock:
-                    self._hashes[part] = (writer.offset, writer.hasher.copy())
+                with contextlib.suppress(OSError), self._lock:
+                    state = identity(os.fstat(handle.fileno()))
+                    self._hashes[part] = (state, writer.hasher.copy())
+            # What is on disk, not what was streamed: with O_APPEND, any write by someone
+            # else (or a lost one of ours) leaves the file at another size.
+            on_disk = os.fstat(handle.fileno())
+        if on_disk.st_size != remote.size:
+            self._reject(
+                target,
+                f"{self.relative(target)} is {on_disk.st_size} bytes on disk after the "
+                f"download, the listing said {remote.size}: something else wrote to it",
+            )
         digest = writer.hasher.hexdigest()
         if remote.sha256 is not None and digest != remote.sha256:
-            corrupt = target.with_name(target.name + CORRUPT_SUFFIX)
-            os.replace(part, corrupt)
-            unlink_if_present(sidecar)
-            with self._lock:
-                self._hashes.pop(part, None)
-            raise DownloadError(
+            self._reject(
+                target,
                 f"the download was corrupted: {self.relative(target)} has sha256 {digest}, "
-                f"expected {remote.sha256}; the bad copy is kept as {self.relative(corrupt)}",
-                fix=f"delete {corrupt} and retry",
+                f"expected {remote.sha256}",
             )
+        return identity(on_disk)
 
-    def _resume_hash(self, job: DownloadJob, part: Path, offset: int) -> Any:
-        """The sha256 state of the first ``offset`` bytes: remembered, or re-read from disk."""
+    def _resume_hash(self, job: DownloadJob, part: Path, on_disk: os.stat_result) -> Any:
+        """The sha256 state of the whole part: remembered, or re-read from disk.
+
+        The remembered one counts only if the part is exactly as this process left it:
+        another process may have written to it, or replaced it, in between.
+        """
         with self._lock:
             cached = self._hashes.get(part)
-        if cached is not None and cached[0] == offset:
+        if cached is not None and cached[0] == identity(on_disk):
             return cached[1].copy()
-        if offset == 0:
+        if on_disk.st_size == 0:
             return hashlib.sha256()
         job.set_state(JobState.VERIFYING)
-        hasher = hash_file(part, offset, job.check_stop)
+        hasher = hash_file(part, on_disk.st_size, job.check_stop)
         job.set_state(JobState.RUNNING)
         return hasher
 
@@ -465,7 +586,7 @@ class Downloader:
             with self._http().stream("GET", url, headers=headers) as response:
                 self._check_response(job, remote, response, writer)
                 self._note_origin(job, remote, response, sidecar, meta)
-                self._copy_body(job, response.iter_raw(), writer)
+                self._copy_body(job, remote, response.iter_raw(), writer)
         except httpx.TransportError as exc:
             raise RetryLater(network_error(self.endpoint, exc)) from exc
 
@@ -498,28 +619,49 @@ class Downloader:
         if changed:
             write_sidecar(sidecar, meta)
 
-    def _copy_body(self, job: DownloadJob, body: Iterator[bytes], writer: PartWriter) -> None:
+    def _copy_body(
+        self, job: DownloadJob, remote: RemoteFile, body: Iterator[bytes], writer: PartWriter
+    ) -> None:
         """Write and hash each piece as it arrives: every byte received is kept, even on a drop.
+
+        Nothing past the listed size is written: a server that keeps sending (a broken
+        mirror, an endless chunked body) fails the job once the file is complete, after at
+        most one more piece in memory, instead of filling the disk before the sha256 check.
 
         httpx reads the socket 64 KiB at a time. Re-chunking into bigger pieces (httpx's
         ``chunk_size`` or a buffer of ours) measured slower: every fresh multi-MiB buffer is
         page-faulted in, and big writes hit dirty-page throttling harder. So the loop stays
         flat, and progress, pause and the bandwidth limit cost a clock read per piece.
         """
-        limiter, interval = self._limiter, self.progress_interval
+        limiter, interval, clock = self._limiter, self.progress_interval, self.clock
         write = writer.write
-        next_tick = time.monotonic() + interval
+        left = remote.size - writer.offset
+        next_tick = clock() + interval
         for chunk in body:
+            if len(chunk) > left:
+                if left > 0:
+                    write(chunk[:left])
+                    job.bytes_done += left
+                raise self._overrun(remote)
             write(chunk)
+            left -= len(chunk)
             job.bytes_done += len(chunk)
             if job.stop_requested:
                 raise JobStopped
             if limiter is not None:
                 job.sleep(limiter.delay(len(chunk)))
-            now = time.monotonic()
+            now = clock()
             if now >= next_tick:
-                job.emit()
+                job.emit(now=now)
                 next_tick = now + interval
+
+    def _overrun(self, remote: RemoteFile) -> DownloadError:
+        return DownloadError(
+            f"{self.endpoint} sent more than the {remote.size} bytes listed for {remote.path}; "
+            "the listed bytes are kept, the rest was not written",
+            fix="retry (the kept bytes are checked against the sha256); if it happens again, "
+            "the server or a proxy on the way is broken: check HF_ENDPOINT",
+        )
 
     def _check_response(
         self, job: DownloadJob, remote: RemoteFile, response: httpx.Response, writer: PartWriter
@@ -603,12 +745,14 @@ def downloader_from_settings(settings: Settings, **options: Any) -> Downloader:
 
 
 __all__ = [
+    "BURST",
     "DownloadError",
     "DownloadJob",
     "DownloadProgress",
     "DownloadRequest",
     "Downloader",
     "JobState",
+    "RateLimiter",
     "RetryPolicy",
     "disk_free",
     "downloader_from_settings",

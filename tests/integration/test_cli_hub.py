@@ -7,13 +7,21 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from stack.cli_hub import pick_entry
+from stack.download_parts import file_size
+from stack.downloads import Downloader, DownloadRequest, JobState
+from stack.hub import Hub
+from stack.settings import load_settings
 from tests.support.fakehub import FakeHub
 from tests.support.gguf_factory import write_split_set, write_tiny_model
+
+TIMEOUT = 60.0
 
 
 @pytest.fixture(scope="module")
@@ -48,17 +56,38 @@ def home(tmp_path: Path, hub: FakeHub) -> Path:
     return tmp_path
 
 
-def llm_tui(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _command(home: Path, *args: str) -> tuple[list[str], dict[str, str]]:
     env = {**os.environ, "XDG_CACHE_HOME": str(home / "cache"), "HF_HUB_DISABLE_TELEMETRY": "1"}
     env.pop("HF_TOKEN", None)
+    return [sys.executable, "-m", "stack.cli", "--env-file", str(home / ".env"), *args], env
+
+
+def llm_tui(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    command, env = _command(home, *args)
     return subprocess.run(
-        [sys.executable, "-m", "stack.cli", "--env-file", str(home / ".env"), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        stdin=subprocess.DEVNULL,
+        command, capture_output=True, text=True, timeout=120, env=env, stdin=subprocess.DEVNULL
     )
+
+
+def _wait_for(test: Callable[[], bool], what: str) -> None:
+    """Poll a state another process changes; the deadline only reports a hang."""
+    deadline = time.monotonic() + TIMEOUT
+    while not test():
+        assert time.monotonic() < deadline, f"never happened: {what}"
+        time.sleep(0.005)
+
+
+def _files_in(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def _file_gets(hub: FakeHub, name: str) -> int:
+    return sum(1 for r in hub.requests if r.method == "GET" and r.file == ("org/tiny-GGUF", name))
+
+
+def _request(hub: FakeHub, name: str) -> DownloadRequest:
+    listing = Hub(endpoint=hub.url).list_gguf_files("org/tiny-GGUF")
+    return DownloadRequest.for_entry(listing, pick_entry(listing, name))
 
 
 def test_search_sorted_by_downloads(home: Path) -> None:
@@ -139,3 +168,86 @@ def test_pull_errors_are_plain(home: Path) -> None:
     for result in (missing, gated, nothing):
         assert "Traceback" not in result.stderr
     assert not any((home / "models").iterdir())
+
+
+# -- one download of a file at a time, across processes ---------------------------------------
+
+HELD = 50_000  # the fake Hub holds each body here, so the first download is caught mid-file
+
+
+def test_a_download_elsewhere_is_refused_while_pull_has_the_file(
+    home: Path, hub: FakeHub, files: dict[str, bytes]
+) -> None:
+    hub.faults.hold_after_bytes = HELD
+    command, env = _command(home, "pull", "org/tiny-GGUF", "m-F16.gguf")
+    pull = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    models = home / "models"
+    try:
+        hub.wait_held(timeout=TIMEOUT)
+        _wait_for(lambda: file_size(models / "m-F16.gguf.part") == HELD, "pull wrote its bytes")
+        before = _files_in(models)
+        with Downloader.from_settings(load_settings(home / ".env")) as other:
+            refused = other.enqueue(_request(hub, "m-F16.gguf")).wait(TIMEOUT)
+        assert refused.state is JobState.FAILED
+        assert refused.error is not None
+        assert refused.error.message == (
+            f"m-F16.gguf is being downloaded by another llm-tui (pid {pull.pid})"
+        )
+        assert (
+            refused.error.fix == f"wait for it to finish, or stop it (kill {pull.pid}), then retry"
+        )
+        assert _files_in(models) == before  # not a byte touched
+        assert _file_gets(hub, "m-F16.gguf") == 1  # and nothing asked of the server
+    finally:
+        hub.release()
+        _, stderr = pull.communicate(timeout=TIMEOUT)
+    assert pull.returncode == 0, stderr
+    assert _files_in(models) == {"m-F16.gguf": files["m-F16.gguf"]}
+
+
+def test_pull_is_refused_while_another_process_has_the_file(
+    home: Path, hub: FakeHub, files: dict[str, bytes]
+) -> None:
+    hub.faults.hold_after_bytes = HELD
+    models = home / "models"
+    with Downloader.from_settings(load_settings(home / ".env")) as ours:
+        job = ours.enqueue(_request(hub, "m-F16.gguf"))
+        try:
+            hub.wait_held(timeout=TIMEOUT)
+            _wait_for(lambda: job.bytes_done == HELD, "our bytes were written")
+            before = _files_in(models)
+            refused = llm_tui(home, "pull", "org/tiny-GGUF", "m-F16.gguf")
+            assert refused.returncode == 1
+            assert (
+                f"m-F16.gguf is being downloaded by another llm-tui (pid {os.getpid()})"
+                in refused.stderr
+            )
+            assert f"kill {os.getpid()}" in refused.stderr
+            assert "Traceback" not in refused.stderr
+            assert _files_in(models) == before
+            assert _file_gets(hub, "m-F16.gguf") == 1
+        finally:
+            hub.release()
+        assert job.wait(TIMEOUT).state is JobState.DONE
+    assert _files_in(models) == {"m-F16.gguf": files["m-F16.gguf"]}
+
+
+def test_pull_sends_hf_token_only_to_a_trusted_mirror(
+    home: Path, hub: FakeHub, files: dict[str, bytes]
+) -> None:
+    hub.allowed_tokens.add("hf_ok")
+    (home / ".env").write_text(f"HF_ENDPOINT={hub.url}\nHF_TOKEN=hf_ok\n")
+    untrusted = llm_tui(home, "pull", "org/locked-GGUF", "Q4_0")
+    assert untrusted.returncode == 1 and "gated" in untrusted.stderr
+    assert hub.requests and all("authorization" not in r.headers for r in hub.requests)
+
+    (home / ".env").write_text(f"HF_ENDPOINT={hub.url}\nHF_TOKEN=hf_ok\nHF_TRUST_ENDPOINT=true\n")
+    hub.clear_requests()
+    trusted = llm_tui(home, "pull", "org/locked-GGUF", "Q4_0")
+    assert trusted.returncode == 0, trusted.stderr
+    assert (home / "models" / "l-Q4_0.gguf").read_bytes() == files["m-Q8_0.gguf"]
+    resolves = [r for r in hub.requests if "/resolve/" in r.path]
+    assert resolves and all(r.headers.get("authorization") == "Bearer hf_ok" for r in resolves)

@@ -191,6 +191,10 @@ class Faults:
     drop_times: int | None = None
     # Sleep between body chunks of a file GET: a slow server.
     delay_per_chunk: float = 0.0
+    # Stop each file GET's body after this many bytes (counted per response) and hold the
+    # connection open until `FakeHub.release()`: a download caught mid-file for as long as a
+    # test needs, which no client can overtake. `FakeHub.wait_held()` waits for it.
+    hold_after_bytes: int | None = None
     # Flip one byte at this absolute file offset in every served file body.
     corrupt_byte_at: int | None = None
     # Answer every request with this status (e.g. 500, 503, 429).
@@ -203,6 +207,7 @@ class Faults:
     ignore_range: bool = False
     # After a file GET's body, keep sending this many more bytes (None: none), chunked with
     # no Content-Length: a server that never stops. -1 sends forever (until the client hangs up).
+    # Every byte sent, the extra ones too, counts in `bytes_served`.
     overrun_bytes: int | None = None
 
 
@@ -285,6 +290,9 @@ class FakeHub:
         self._served: dict[tuple[str, str], int] = {}
         self._failed = 0
         self._dropped = 0
+        self._changed = threading.Condition(self._lock)
+        self._held = 0  # responses that reached faults.hold_after_bytes so far
+        self._gate = threading.Event()  # set: held responses go on
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -314,6 +322,7 @@ class FakeHub:
         if server is None:
             return
         server.stopping.set()
+        self.release()
         server.shutdown()
         server.close_all_connections()
         server.server_close()
@@ -430,10 +439,30 @@ class FakeHub:
             return self._served.get((repo_id, filename), 0)
 
     def reset_faults(self) -> None:
+        """Turn every fault off; bodies held by ``hold_after_bytes`` go on."""
         with self._lock:
             self.faults = Faults()
             self._failed = 0
             self._dropped = 0
+        self.release()
+
+    @property
+    def held(self) -> int:
+        """How many responses have stopped at ``faults.hold_after_bytes`` so far."""
+        with self._lock:
+            return self._held
+
+    def wait_held(self, count: int = 1, timeout: float = 20.0) -> None:
+        """Wait until ``count`` responses in all have stopped at ``faults.hold_after_bytes``."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: self._held >= count, timeout=timeout):
+                raise AssertionError(f"{self._held} of {count} responses reached the hold")
+
+    def release(self) -> None:
+        """Let every held body go on; later responses stop at the hold again while it is set."""
+        with self._lock:
+            gate, self._gate = self._gate, threading.Event()
+        gate.set()
 
     # -- internals used by the handler -------------------------------------------------------
 
@@ -454,6 +483,15 @@ class FakeHub:
                 return None
             self._failed += 1
             return status
+
+    def _hold(self, server: _Server) -> bool:
+        """Block a response at the hold until `release()`; False when the server stops."""
+        with self._changed:
+            gate = self._gate
+            self._held += 1
+            self._changed.notify_all()
+        gate.wait()
+        return not server.stopping.is_set()
 
     def _take_drop(self) -> int | None:
         with self._lock:
@@ -825,24 +863,39 @@ class _Handler(BaseHTTPRequestHandler):
         pieces = [body[i : i + CHUNK_SIZE] for i in range(0, len(body), CHUNK_SIZE)]
         try:
             for piece in pieces:
-                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                self._send_counted(b"%x\r\n%s\r\n" % (len(piece), piece), len(piece))
             left = extra
             while left != 0 and not self.server.stopping.is_set():
                 n = CHUNK_SIZE if left < 0 else min(CHUNK_SIZE, left)
-                self.wfile.write(b"%x\r\n%s\r\n" % (n, filler[:n]))
+                self._send_counted(b"%x\r\n%s\r\n" % (n, filler[:n]), n)
                 left = left - n if left > 0 else left
             self.wfile.write(b"0\r\n\r\n")
         except OSError:
             return
 
+    def _send_counted(self, data: bytes, body_bytes: int) -> None:
+        self.hub._count(self._entry, body_bytes)
+        try:
+            self.wfile.write(data)
+        except OSError:
+            self.hub._count(self._entry, -body_bytes)
+            raise
+
     def _stream(self, data: bytes, start: int, end: int) -> None:
         faults = self.hub.faults
         drop_after = self.hub._take_drop() if end > start else None
         corrupt_at = faults.corrupt_byte_at
+        hold_at = faults.hold_after_bytes
         sent = 0
         pos = start
         while pos < end:
+            if hold_at is not None and sent >= hold_at:
+                hold_at = None  # once per response
+                if not self.hub._hold(self.server):
+                    break
             n = min(CHUNK_SIZE, end - pos)
+            if hold_at is not None:
+                n = min(n, hold_at - sent)
             if drop_after is not None:
                 n = min(n, drop_after - sent)
                 if n <= 0:
