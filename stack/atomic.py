@@ -28,13 +28,18 @@ def locked(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def write_atomic(path: Path, text: str, *, mode: int = NEW_FILE_MODE) -> None:
+def write_atomic(
+    path: Path, text: str, *, mode: int = NEW_FILE_MODE, private: bool = False
+) -> None:
     """Replace ``path`` with ``text`` so readers see the old or the new file, never half.
 
-    An existing file keeps its permission bits; a new one gets ``mode``.
+    An existing file keeps its permission bits; a new one gets ``mode``. ``private`` (the
+    text holds a secret) drops the group and other bits whatever the file had.
     """
     with contextlib.suppress(FileNotFoundError):
         mode = path.stat().st_mode & 0o777
+    if private:
+        mode &= 0o700
     directory = path.parent
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:

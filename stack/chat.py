@@ -6,11 +6,14 @@ does the HTTP with the master key and turns failures into plain answers.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from stack.cancel import Cancelled, CancelToken, closing_on_cancel
 from stack.errors import LlmTuiError
 
 
@@ -37,15 +40,34 @@ def parse_sse(lines: Iterable[str]) -> Iterator[ChatDelta]:
             event = json.loads(payload)
         except json.JSONDecodeError:
             continue
+        if not isinstance(event, dict):
+            continue  # not an OpenAI event (a bare string or number): nothing to show
         if "error" in event:
-            error = event["error"]
-            raise ChatError(f"the model failed: {error.get('message', error)}")
+            raise ChatError(f"the model failed: {_error_message(event['error'])}")
         usage = event.get("usage")
-        for choice in event.get("choices") or []:
-            delta = choice.get("delta") or {}
-            yield ChatDelta(delta.get("content") or "", choice.get("finish_reason"), usage)
-        if not event.get("choices") and usage:
+        usage = usage if isinstance(usage, dict) else None
+        choices = event.get("choices")
+        for choice in choices if isinstance(choices, list) else []:
+            if not isinstance(choice, dict):
+                continue
+            delta = choice.get("delta")
+            content = delta.get("content") if isinstance(delta, dict) else None
+            finish = choice.get("finish_reason")
+            yield ChatDelta(
+                content if isinstance(content, str) else "",
+                finish if isinstance(finish, str) else None,
+                usage,
+            )
+        if not choices and usage:
             yield ChatDelta("", None, usage)
+
+
+def _error_message(error: Any) -> str:
+    """An SSE error event's text: `{"message": …}`, a bare string, or whatever it holds."""
+    if isinstance(error, dict):
+        message = error.get("message")
+        return str(message if message is not None else error)
+    return str(error)
 
 
 def stream_chat(
@@ -56,8 +78,13 @@ def stream_chat(
     model: str = "local-chat",
     max_tokens: int | None = None,
     timeout: float = 600.0,
+    cancel: CancelToken | None = None,
 ) -> Iterator[ChatDelta]:
-    """Stream one answer from the gateway (``base_url`` ends in /v1)."""
+    """Stream one answer from the gateway (``base_url`` ends in /v1).
+
+    ``cancel`` closes the connection from any thread: the read unblocks at once and the
+    generator raises `Cancelled` (quitting never waits for a long answer).
+    """
     import httpx
 
     body: dict[str, Any] = {
@@ -70,23 +97,83 @@ def stream_chat(
     if max_tokens is not None:
         body["max_tokens"] = max_tokens
     headers = {"Authorization": f"Bearer {key}"}
+    connection = _ConnectionWatch()
     try:
         with (
             httpx.Client(timeout=httpx.Timeout(timeout, connect=5.0)) as client,
+            closing_on_cancel(cancel, connection.abort),
             client.stream(
-                "POST", f"{base_url}/chat/completions", json=body, headers=headers
+                "POST",
+                f"{base_url}/chat/completions",
+                json=body,
+                headers=headers,
+                extensions={"trace": connection.trace},
             ) as response,
         ):
             if response.status_code != 200:
                 response.read()
                 raise explain_status(response.status_code, response.text, base_url)
             yield from parse_sse(response.iter_lines())
-    except httpx.ConnectError:
-        raise ChatError(
-            f"nothing answers at {base_url}", fix="start the stack (`llm-tui up`)"
-        ) from None
-    except httpx.TimeoutException:
-        raise ChatError(f"the gateway at {base_url} timed out") from None
+    except Cancelled:
+        raise
+    except Exception as exc:
+        if cancel is not None and cancel.cancelled:
+            raise Cancelled("the answer") from None
+        if isinstance(exc, httpx.ConnectError):
+            raise ChatError(
+                f"nothing answers at {base_url}", fix="start the stack (`llm-tui up`)"
+            ) from None
+        if isinstance(exc, httpx.TimeoutException):
+            raise ChatError(
+                f"the gateway at {base_url} timed out",
+                fix="check that inference is healthy (`llm-tui status`)",
+            ) from None
+        if isinstance(exc, httpx.HTTPError):
+            # ReadError, RemoteProtocolError…: the connection dropped mid-answer.
+            raise ChatError(
+                f"the connection to the gateway at {base_url} broke off mid-answer "
+                f"({type(exc).__name__}: {exc or 'no detail'})",
+                fix="check `llm-tui status` and the gateway's logs (`llm-tui logs api-gateway`)",
+            ) from None
+        raise
+
+
+class _ConnectionWatch:
+    """Keeps the request's socket (from httpcore's trace events) so another thread can end it.
+
+    Closing a socket does not wake a thread blocked in ``recv()`` on it; shutting it down
+    does, whether the read waits for the headers (a long prompt) or for the next token.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._socket: Any = None
+        self._aborted = False
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        if not event.endswith(("connect_tcp.complete", "connect_unix_socket.complete")):
+            return
+        stream = info.get("return_value")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        with self._lock:
+            self._socket = sock
+            aborted = self._aborted
+        if aborted:
+            self._shutdown(sock)
+
+    def abort(self) -> None:
+        with self._lock:
+            self._aborted = True
+            sock = self._socket
+        self._shutdown(sock)
+
+    @staticmethod
+    def _shutdown(sock: Any) -> None:
+        import socket
+
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
 
 def explain_status(status: int, text: str, base_url: str) -> ChatError:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from stack import __version__
-from stack.errors import LlmTuiError
+from stack.errors import LlmTuiError, expected_failure
 
 if TYPE_CHECKING:
     from stack.engine import Engine
@@ -52,9 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
     get = config_commands.add_parser("get", help="print one setting")
     get.add_argument("key")
     get.add_argument("--show-secrets", action="store_true", help="print secrets unmasked")
-    set_ = config_commands.add_parser("set", help="validate and write one setting")
+    set_ = config_commands.add_parser(
+        "set",
+        help="validate and write one setting (no VALUE: ask for it, or read it from stdin)",
+        description="Validate and write one setting. Leave VALUE out for secrets: it is then "
+        "asked for without echo (or read from stdin when piped), so it never lands in shell "
+        "history or `ps`.",
+    )
     set_.add_argument("key")
-    set_.add_argument("value")
+    set_.add_argument("value", nargs="?", help="the new value; omit it (or use -) to be asked")
     listing = config_commands.add_parser("list", help="every setting with its value")
     listing.add_argument("--show-secrets", action="store_true")
     listing.add_argument("--json", action="store_true")
@@ -103,12 +109,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         handler = getattr(args, "handler", None) or _HANDLERS[args.command or "tui"]
         return int(handler(args))
-    except LlmTuiError as error:
-        _print_error(error)
-        return EXIT_FAIL
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as error:
+        # Expected failures (a full disk, the engine refusing, a dropped connection) are one
+        # line and the fix; anything else is a bug and keeps its traceback.
+        expected = expected_failure(error)
+        if expected is None:
+            raise
+        _print_error(expected)
+        return EXIT_FAIL
 
 
 def _run_tui(args: argparse.Namespace) -> int:
@@ -143,9 +154,12 @@ def _config(args: argparse.Namespace) -> int:
         settings = settings_module.load_settings(path)
         if not path.exists():
             print(f"creating {path} from the template", file=sys.stderr)
-        new = settings_module.set_setting(settings, args.key, args.value)
+        value = args.value if args.value not in (None, "-") else _read_value(args.key)
+        new = settings_module.set_setting(settings, args.key, value)
         shown = settings_module.mask(args.key, new.values.get(args.key, ""))
         print(f"{args.key}={shown}")
+        if new.notice:
+            print(f"note: {new.notice}", file=sys.stderr)
         return EXIT_OK
 
     if not path.exists():
@@ -184,6 +198,27 @@ def _config(args: argparse.Namespace) -> int:
     return EXIT_USAGE  # pragma: no cover - argparse restricts the choices
 
 
+def _read_value(key: str) -> str:
+    """A value typed at a prompt (hidden for secrets) or piped in: never on the command line."""
+    from stack.settings import is_secret
+
+    if not sys.stdin.isatty():
+        line = sys.stdin.readline()
+        if not line:
+            raise LlmTuiError(
+                f"no value for {key} on stdin",
+                fix=f'pipe it in (`printf %s "$VALUE" | llm-tui config set {key}`) '
+                "or run the command in a terminal to be asked",
+            )
+        return line.rstrip("\r\n")
+    prompt = f"{key}: "
+    if is_secret(key):
+        import getpass
+
+        return getpass.getpass(f"{key} (not shown): ")
+    return input(prompt)
+
+
 def _config_list(settings: object, *, show_secrets: bool, as_json: bool) -> int:
     from stack.settings import FIELDS, SCHEMA, Settings, mask
 
@@ -201,7 +236,8 @@ def _config_list(settings: object, *, show_secrets: bool, as_json: bool) -> int:
         )
     for key, value in settings.values.items():
         if key not in FIELDS:
-            rows.append({"key": key, "value": value, "default": False, "description": "(unknown)"})
+            shown = value if show_secrets else mask(key, value)
+            rows.append({"key": key, "value": shown, "default": False, "description": "(unknown)"})
     if as_json:
         print(json.dumps(rows, indent=2))
         return EXIT_OK

@@ -185,8 +185,8 @@ def cmd_pull(args: argparse.Namespace) -> int:
     if listing.gated and not settings.hub_token:
         raise LlmTuiError(
             f"{listing.repo_id} is gated: accept its license at {hub.repo_url(listing.repo_id)}",
-            fix="then create a read token (huggingface.co/settings/tokens) and "
-            "`llm-tui config set HF_TOKEN <token>`",
+            fix="then create a read token (huggingface.co/settings/tokens) and run "
+            "`llm-tui config set HF_TOKEN` (it asks for the token)",
         )
     if not entry.complete:
         raise LlmTuiError(

@@ -16,7 +16,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from stack.settings import Settings
+from stack.services import inference_bind_address
+from stack.settings import Settings, holds_secret
 
 
 class Status(StrEnum):
@@ -54,6 +55,14 @@ def check_settings(settings: Settings) -> Check:
             Status.FAIL,
             f"{first}{more}",
             "fix it in the Settings screen or run `llm-tui config check`",
+        )
+    mode = settings.env_file.stat().st_mode & 0o777
+    if mode & 0o077 and holds_secret(settings.values):
+        return Check(
+            "settings",
+            Status.WARN,
+            f"{settings.env_file} holds secrets but other users can read it (mode {mode:04o})",
+            f"`chmod 600 {settings.env_file}` (any change saved by llm-tui also does it)",
         )
     return Check("settings", Status.OK, f"{settings.env_file} is valid")
 
@@ -198,21 +207,30 @@ def port_is_free(address: str, port: int) -> bool:
 
 
 def check_ports(settings: Settings, stack_ports: Callable[[], set[int]] | None = None) -> Check:
-    wanted = [("API_GATEWAY_PORT", settings.api_gateway_port)]
+    # Each port where the stack publishes it: llama-server's only ever on loopback.
+    wanted = [("API_GATEWAY_PORT", settings.bind_address, settings.api_gateway_port)]
     if settings.inference_port:
-        wanted.append(("INFERENCE_PORT", settings.inference_port))
-    taken = [(key, port) for key, port in wanted if not port_is_free(settings.bind_address, port)]
-    ports = ", ".join(str(port) for _, port in wanted)
+        address = inference_bind_address(settings.bind_address)
+        wanted.append(("INFERENCE_PORT", address, settings.inference_port))
+    taken = [(key, a, port) for key, a, port in wanted if not port_is_free(a, port)]
+    ports = ", ".join(str(port) for _, _, port in wanted)
+    addresses = sorted({a for _, a, _ in wanted})
+    where = (
+        addresses[0]
+        if len(addresses) == 1
+        else ", ".join(f"{port} on {a}" for _, a, port in wanted)
+    )
     if not taken:
-        return Check("ports", Status.OK, f"{ports} free on {settings.bind_address}")
+        free = f"{ports} free on {where}" if len(addresses) == 1 else f"free: {where}"
+        return Check("ports", Status.OK, free)
     ours = (stack_ports or (lambda: ports_published_by_stack(settings)))()
-    if all(port in ours for _, port in taken):
+    if all(port in ours for _, _, port in taken):
         return Check("ports", Status.OK, f"{ports} in use by this stack (it is running)")
-    names = ", ".join(f"{key} {port}" for key, port in taken if port not in ours)
+    names = ", ".join(f"{key} {port} on {a}" for key, a, port in taken if port not in ours)
     return Check(
         "ports",
         Status.WARN,
-        f"in use by another program on {settings.bind_address}: {names}",
+        f"in use by another program: {names}",
         "stop what uses it (`ss -ltnp`) or change the port in Settings",
     )
 

@@ -14,9 +14,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from stack import services as svc
+from stack.cancel import CancelToken, closing_on_cancel
+from stack.cancel import sleep as cancellable_sleep
 from stack.dockerhost import connect
 from stack.engine_errors import (
     EngineError,
+    api_error_text,
     explain_api_error,
     foreign_container_error,
     model_problem,
@@ -105,6 +108,40 @@ def _noop(_: str) -> None:
     return None
 
 
+def _pull_stream(api: Any, repository: str, tag: str) -> tuple[Iterator[dict[str, Any]], Any]:
+    """`APIClient.pull(stream=True, decode=True)`, plus a function that aborts it.
+
+    The SDK's generator cannot be stopped from another thread; shutting the response's
+    socket down can, so cancelling a pull (quitting the TUI) never waits for the registry.
+    """
+    import contextlib
+    import socket
+
+    from docker import auth
+
+    registry, _ = auth.resolve_repository_name(repository)
+    headers = {}
+    header = auth.get_config_header(api, registry)
+    if header:
+        headers["X-Registry-Auth"] = header
+    response = api._post(
+        api._url("/images/create"),
+        params={"tag": tag, "fromImage": repository},
+        headers=headers,
+        stream=True,
+        timeout=None,
+    )
+    api._raise_for_status(response)
+
+    def close() -> None:
+        with contextlib.suppress(Exception):
+            sock = api._get_raw_response_socket(response)
+            getattr(sock, "_sock", sock).shutdown(socket.SHUT_RDWR)
+        response.close()
+
+    return api._stream_helper(response, decode=True), close
+
+
 class Engine:
     """Operations on one stack. ``client`` may be injected (tests, a shared client)."""
 
@@ -182,15 +219,25 @@ class Engine:
                     raise EngineError(f"{key}={model}: {problem.message}", fix=problem.fix)
 
     def ensure_network(self) -> None:
-        from docker.errors import NotFound
+        from docker.errors import APIError, NotFound
 
         name = self.settings.stack_name
         try:
             network = self.client.networks.get(name)
         except NotFound:
-            self.client.networks.create(
-                name, driver="bridge", labels={svc.LABEL_STACK: name, svc.LABEL_ROLE: "network"}
-            )
+            try:
+                self.client.networks.create(
+                    name,
+                    driver="bridge",
+                    labels={svc.LABEL_STACK: name, svc.LABEL_ROLE: "network"},
+                )
+            except APIError as exc:
+                raise EngineError(
+                    f"the Docker Engine could not create the network {name!r}: "
+                    f"{api_error_text(exc)}",
+                    fix="free an address pool (`docker network prune` removes unused "
+                    "networks) or set STACK_NAME to another name",
+                ) from None
             return
         if (network.attrs.get("Labels") or {}).get(svc.LABEL_STACK) != name:
             raise EngineError(
@@ -198,7 +245,9 @@ class Engine:
                 fix="remove or rename it, or set STACK_NAME to another name",
             )
 
-    def ensure_image(self, image: str, progress: Progress = _noop) -> None:
+    def ensure_image(
+        self, image: str, progress: Progress = _noop, *, cancel: CancelToken | None = None
+    ) -> None:
         """Pull ``image`` if it is missing, reporting per-layer progress."""
         from docker.errors import APIError, ImageNotFound
 
@@ -207,10 +256,12 @@ class Engine:
             return
         except ImageNotFound:
             pass
+        except APIError as exc:
+            raise explain_api_error(exc, image=image) from None
         progress(f"pulling {image}")
         summary = PullSummary(image)
         last = 0.0
-        for event in self.pull_events(image):
+        for event in self.pull_events(image, cancel=cancel):
             summary.update(event)
             now = time.monotonic()
             if now - last >= PULL_PROGRESS_INTERVAL_S:
@@ -222,22 +273,33 @@ class Engine:
         except (ImageNotFound, APIError) as exc:
             raise explain_api_error(exc, image=image) from None
 
-    def pull_events(self, image: str) -> Iterator[dict[str, Any]]:
-        """The engine's pull events (one per layer update); errors become EngineError."""
+    def pull_events(
+        self, image: str, *, cancel: CancelToken | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """The engine's pull events (one per layer update); errors become EngineError.
+
+        Cancelling closes the pull's HTTP response, which unblocks the reading thread.
+        """
         from docker.errors import APIError, DockerException
 
         repository, _, tag = image.rpartition(":")
         if not repository or "/" in tag:
             repository, tag = image, ""
         try:
-            for event in self.client.api.pull(repository, tag or None, stream=True, decode=True):
-                if "error" in event:
-                    raise EngineError(
-                        f"cannot pull {image}: {event['error']}",
-                        fix="check the network and the tag, or set a local image in .env",
-                    )
-                yield event
-        except (APIError, DockerException) as exc:
+            stream, close = _pull_stream(self.client.api, repository, tag or "latest")
+            with closing_on_cancel(cancel, close):
+                for event in stream:
+                    if cancel is not None:
+                        cancel.check(f"pulling {image}")
+                    if "error" in event:
+                        raise EngineError(
+                            f"cannot pull {image}: {event['error']}",
+                            fix="check the network and the tag, or set a local image in .env",
+                        )
+                    yield event
+        except (APIError, DockerException, OSError) as exc:
+            if cancel is not None:
+                cancel.check(f"pulling {image}")
             raise explain_api_error(exc, image=image) from None
 
     # --- containers --------------------------------------------------------------------
@@ -286,7 +348,7 @@ class Engine:
     @staticmethod
     def _remove(container: Container, timeout: int = 10) -> None:
         """Stop (SIGTERM; `init=True` makes it quick) then remove."""
-        from docker.errors import NotFound
+        from docker.errors import APIError, NotFound
 
         try:
             container.reload()
@@ -295,6 +357,11 @@ class Engine:
             container.remove(force=True)
         except NotFound:
             pass
+        except APIError as exc:
+            raise EngineError(
+                f"the Docker Engine could not remove {container.name}: {api_error_text(exc)}",
+                fix=f"retry, or remove it yourself (`docker rm -f {container.name}`)",
+            ) from None
 
     def up(
         self,
@@ -302,8 +369,11 @@ class Engine:
         wait: bool = True,
         progress: Progress = _noop,
         timeout: float | None = None,
+        cancel: CancelToken | None = None,
     ) -> UpResult:
         """Create what is missing, recreate what changed, keep what matches. Idempotent."""
+        from docker.errors import APIError
+
         self.check_ready()
         specs = self.plan()
         write_config(self.settings)
@@ -326,7 +396,10 @@ class Engine:
                     continue
                 if same and existing.status in ("created", "exited"):
                     progress(f"starting {spec.name}")
-                    existing.start()
+                    try:
+                        existing.start()
+                    except APIError as exc:
+                        raise explain_api_error(exc, image=spec.image, spec=spec) from None
                     kept.append(spec.name)
                     continue
                 progress(f"recreating {spec.name} (settings changed)")
@@ -334,13 +407,13 @@ class Engine:
                 recreated.append(spec.name)
             else:
                 created.append(spec.name)
-            self.ensure_image(spec.image, progress)
+            self.ensure_image(spec.image, progress, cancel=cancel)
             self._check_ports_free(spec)
             progress(f"starting {spec.name}")
             self._create_and_start(spec)
         if wait:
             for spec in specs:
-                self.wait_ready(spec, progress=progress, timeout=timeout)
+                self.wait_ready(spec, progress=progress, timeout=timeout, cancel=cancel)
         return UpResult(tuple(created), tuple(kept), tuple(recreated))
 
     def _check_ports_free(self, spec: ServiceSpec) -> None:
@@ -356,37 +429,75 @@ class Engine:
                     f"`llm-tui config set {key} <free port>`",
                 )
 
-    def down(self, *, remove_network: bool = False, progress: Progress = _noop) -> list[str]:
+    def down(
+        self,
+        *,
+        remove_network: bool = False,
+        progress: Progress = _noop,
+        cancel: CancelToken | None = None,
+    ) -> list[str]:
         """Stop and remove our containers (only ours). Returns their names."""
         removed = []
         for container in self._our_containers():
             if container.labels.get(svc.LABEL_ROLE) == "network":
                 continue
+            if cancel is not None:
+                cancel.check("stopping the stack")
             progress(f"removing {container.name}")
             self._remove(container)
             removed.append(container.name or "")
         if remove_network:
-            from docker.errors import NotFound
-
-            try:
-                network = self.client.networks.get(self.settings.stack_name)
-                if (network.attrs.get("Labels") or {}).get(svc.LABEL_STACK) == (
-                    self.settings.stack_name
-                ):
-                    network.remove()
-            except NotFound:
-                pass
+            self._remove_network()
         return removed
 
-    def restart(self, role: str, *, wait: bool = True, progress: Progress = _noop) -> None:
+    def _remove_network(self) -> None:
+        from docker.errors import APIError, NotFound
+
+        name = self.settings.stack_name
+        try:
+            network = self.client.networks.get(name)
+            if (network.attrs.get("Labels") or {}).get(svc.LABEL_STACK) == name:
+                network.remove()
+        except NotFound:
+            pass
+        except APIError as exc:
+            network.reload()
+            attached = sorted(
+                str(c.get("Name", "?")) for c in (network.attrs.get("Containers") or {}).values()
+            )
+            if attached:
+                raise EngineError(
+                    f"the network {name!r} was kept: containers that are not llm-tui's are "
+                    f"still attached ({', '.join(attached)})",
+                    fix="disconnect them (`docker network disconnect "
+                    f"{name} <container>`) and run `llm-tui down --network` again",
+                ) from None
+            raise EngineError(
+                f"the Docker Engine could not remove the network {name!r}: {api_error_text(exc)}",
+                fix="retry, or remove it yourself (`docker network rm " + name + "`)",
+            ) from None
+
+    def restart(
+        self,
+        role: str,
+        *,
+        wait: bool = True,
+        progress: Progress = _noop,
+        cancel: CancelToken | None = None,
+    ) -> None:
+        from docker.errors import APIError
+
         spec = self._spec_for(role)
         container = self._find_ours(spec.name)
         if container is None:
             raise EngineError(f"{spec.name} is not running", fix="start the stack (`llm-tui up`)")
         progress(f"restarting {spec.name}")
-        container.restart(timeout=10)
+        try:
+            container.restart(timeout=10)
+        except APIError as exc:
+            raise explain_api_error(exc, image=spec.image, spec=spec) from None
         if wait:
-            self.wait_ready(spec, progress=progress)
+            self.wait_ready(spec, progress=progress, cancel=cancel)
 
     def _spec_for(self, role: str) -> ServiceSpec:
         role = ROLE_ALIASES.get(role, role)
@@ -404,8 +515,12 @@ class Engine:
         *,
         progress: Progress = _noop,
         timeout: float | None = None,
+        cancel: CancelToken | None = None,
     ) -> None:
-        """Poll until the service answers; fail fast (with its last logs) if it dies."""
+        """Poll until the service answers; fail fast (with its last logs) if it dies.
+
+        ``cancel`` stops the wait within one poll (a model load can take minutes).
+        """
         import httpx
 
         timeout = float(self.settings.load_timeout) if timeout is None else timeout
@@ -416,7 +531,7 @@ class Engine:
             url = self._inference_url(spec) + "/health"
         deadline = time.monotonic() + timeout
         last_state = ""
-        with httpx.Client(timeout=2.0) as http:
+        with httpx.Client(timeout=2.0) as http, closing_on_cancel(cancel, http.close):
             while True:
                 container = self._find(spec.name)
                 if container is None:
@@ -430,7 +545,10 @@ class Engine:
                         progress(f"{spec.name} ready")
                         return
                     state = "loading model" if response.status_code == 503 else ""
-                except httpx.HTTPError:
+                except (httpx.HTTPError, RuntimeError):
+                    # RuntimeError: the client was closed by a cancel from another thread.
+                    if cancel is not None:
+                        cancel.check(f"waiting for {spec.name}")
                     state = "starting"
                 if state and state != last_state:
                     progress(f"{spec.name}: {state}")
@@ -440,7 +558,7 @@ class Engine:
                         f"{spec.name} was not ready after {timeout:.0f} s",
                         fix=f"look at its logs (`llm-tui logs {spec.role}`)",
                     )
-                time.sleep(HEALTH_POLL_S)
+                cancellable_sleep(cancel, HEALTH_POLL_S, f"waiting for {spec.name}")
 
     def _inference_url(self, spec: ServiceSpec) -> str:
         """How the host reaches llama-server: its published port, else its network IP."""
@@ -536,6 +654,7 @@ class Engine:
         wait: bool = True,
         progress: Progress = _noop,
         timeout: float | None = None,
+        cancel: CancelToken | None = None,
     ) -> None:
         """Serve ``model``: recreate only that inference container; the gateway stays.
 
@@ -553,7 +672,9 @@ class Engine:
         gateway_config_before = self._gateway_hash()
         self.settings = set_setting(self.settings, key, model)
         try:
-            self._replace_inference(role, wait=wait, progress=progress, timeout=timeout)
+            self._replace_inference(
+                role, wait=wait, progress=progress, timeout=timeout, cancel=cancel
+            )
         except EngineError as error:
             progress(f"{model} failed; putting {previous or 'nothing'} back")
             self.settings = set_setting(self.settings, key, previous)
@@ -574,13 +695,19 @@ class Engine:
             or (self._gateway_hash() != gateway_config_before)
         ):
             # First start, or a new code container the gateway must route to.
-            self.up(wait=wait, progress=progress, timeout=timeout)
+            self.up(wait=wait, progress=progress, timeout=timeout, cancel=cancel)
 
     def _gateway_hash(self) -> str:
         return next(s.settings_hash for s in self.plan() if s.role == svc.GATEWAY)
 
     def _replace_inference(
-        self, role: str, *, wait: bool, progress: Progress, timeout: float | None
+        self,
+        role: str,
+        *,
+        wait: bool,
+        progress: Progress,
+        timeout: float | None,
+        cancel: CancelToken | None = None,
     ) -> None:
         spec = next(
             (
@@ -597,12 +724,12 @@ class Engine:
         if existing is not None:
             progress(f"stopping {spec.name}")
             self._remove(existing)
-        self.ensure_image(spec.image, progress)
+        self.ensure_image(spec.image, progress, cancel=cancel)
         self._check_ports_free(spec)
         progress(f"starting {spec.name} with {spec.model}")
         self._create_and_start(spec)
         if wait:
-            self.wait_ready(spec, progress=progress, timeout=timeout)
+            self.wait_ready(spec, progress=progress, timeout=timeout, cancel=cancel)
 
     # --- logs --------------------------------------------------------------------------
 

@@ -61,6 +61,12 @@ def foreign_container_error(name: str, stack_name: str) -> EngineError:
     )
 
 
+def api_error_text(exc: Exception) -> str:
+    """The engine's own words for a refused call (APIError.explanation), on one line."""
+    text = str(getattr(exc, "explanation", None) or exc)
+    return " ".join(text.split())
+
+
 def explain_api_error(
     exc: Exception, *, image: str = "", spec: ServiceSpec | None = None
 ) -> EngineError:

@@ -63,5 +63,7 @@ class EventStream:
                 raise
 
     def close(self) -> None:
+        from stack.logs import close_stream
+
         self._closed = True
-        self._stream.close()
+        close_stream(self._stream)

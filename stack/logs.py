@@ -23,7 +23,12 @@ _ESCAPES = re.compile(
     rb"|\x1b[@-Z\\\\-_]"  # other two-byte escapes
 )
 _FRAME_SIZE = struct.Struct(">L")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# C0 controls but tab, DEL, and the C1 range (U+0080-U+009F: 8-bit CSI, OSC, … which some
+# terminals obey): none of them is text.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# A line longer than this is cut into pieces of this size: a container that never writes a
+# newline cannot grow our buffer (or the pane) without bound.
+MAX_LINE_BYTES = 64 * 1024
 
 
 class LogLine(NamedTuple):
@@ -42,27 +47,59 @@ class LineSplitter:
     """Feed byte chunks, get complete lines; ``flush()`` returns a final partial line.
 
     Work is done per chunk, not per line (one decode, one regex pass when escapes are
-    present), which keeps a flooding container well above 100k lines/s.
+    present), which keeps a flooding container well above 100k lines/s. A partial line is
+    kept as a list of pieces (no quadratic re-copying) and never grows past
+    ``max_line`` bytes: a longer one is emitted in pieces of that size.
     """
 
-    def __init__(self, *, timestamps: bool = False) -> None:
-        self._buffer = b""
+    def __init__(self, *, timestamps: bool = False, max_line: int = MAX_LINE_BYTES) -> None:
+        self._pending: list[bytes] = []
+        self._pending_size = 0
         self._timestamps = timestamps
+        self._max_line = max_line
+        self._too_long = re.compile(b"[^\n]{%d}" % (max_line + 1))
 
     def feed(self, chunk: bytes) -> list[LogLine]:
-        data = self._buffer + chunk if self._buffer else chunk
-        cut = data.rfind(b"\n")
+        cut = chunk.rfind(b"\n")
         if cut < 0:
-            self._buffer = data
-            return []
-        self._buffer = data[cut + 1 :]
-        return self._lines(data[:cut])
+            self._pending.append(chunk)
+            self._pending_size += len(chunk)
+            return self._overflow()
+        data = chunk[:cut]
+        if self._pending:
+            data = b"".join([*self._pending, data])
+            self._pending, self._pending_size = [], 0
+        rest = chunk[cut + 1 :]
+        if rest:
+            self._pending, self._pending_size = [rest], len(rest)
+        return self._lines(self._cut_long(data)) + self._overflow()
 
     def flush(self) -> list[LogLine]:
-        if not self._buffer:
+        if not self._pending:
             return []
-        raw, self._buffer = self._buffer, b""
-        return self._lines(raw)
+        raw = b"".join(self._pending)
+        self._pending, self._pending_size = [], 0
+        return self._lines(self._cut_long(raw))
+
+    def _overflow(self) -> list[LogLine]:
+        """A partial line past ``max_line``: emit all of it but the tail, in pieces."""
+        if self._pending_size <= self._max_line:
+            return []
+        data = b"".join(self._pending)
+        keep = len(data) % self._max_line
+        head, tail = data[: len(data) - keep], data[len(data) - keep :]
+        self._pending, self._pending_size = ([tail], len(tail)) if tail else ([], 0)
+        return self._lines(self._cut_long(head))
+
+    def _cut_long(self, block: bytes) -> bytes:
+        """Newlines inserted into lines longer than ``max_line`` (rare: only then)."""
+        size = self._max_line
+        if len(block) <= size or not self._too_long.search(block):
+            return block
+        pieces = []
+        for line in block.split(b"\n"):
+            pieces += [line[i : i + size] for i in range(0, len(line), size)] or [b""]
+        return b"\n".join(pieces)
 
     def _lines(self, block: bytes) -> list[LogLine]:
         # Splitting at b"\n" first keeps multi-byte characters whole.
@@ -153,33 +190,69 @@ def _stream_logs(
     """Raw log bytes of ``container`` and a function that cancels the stream.
 
     Reads the engine's response directly (3x faster than the SDK's one-read-per-frame
-    loop); if the SDK's internals ever change, falls back to its public stream.
+    loop) where the transport's file object has ``read1`` (unix sockets, TCP, TLS); over
+    SSH (paramiko) or if the SDK's internals ever change, uses the SDK's public stream.
+    """
+    fast = _stream_logs_fast(container, params)
+    if fast is not None:
+        return fast
+    stream = container.logs(
+        stream=True,
+        follow=bool(params["follow"]),
+        timestamps=bool(params["timestamps"]),
+        tail=params["tail"],
+        since=params.get("since"),
+    )
+    return iter(stream), lambda: close_stream(stream)
+
+
+def close_stream(stream: Any) -> None:
+    """Close an SDK `CancellableStream` from another thread, on every transport.
+
+    The SDK refuses to close streams over SSH; closing the paramiko channel under the
+    response ends the blocked read just the same.
     """
     try:
-        return _stream_logs_fast(container, params)
-    except AttributeError:
-        stream = container.logs(
-            stream=True,
-            follow=bool(params["follow"]),
-            timestamps=bool(params["timestamps"]),
-            tail=params["tail"],
-            since=params.get("since"),
-        )
-        return iter(stream), stream.close
+        stream.close()
+        return
+    except Exception:
+        pass
+    response = getattr(stream, "_response", None)
+    reader = getattr(getattr(getattr(response, "raw", None), "_fp", None), "fp", None)
+    channel = getattr(reader, "channel", None)
+    if channel is not None:
+        with contextlib.suppress(Exception):
+            channel.close()
+    if response is not None:
+        with contextlib.suppress(Exception):
+            response.close()
 
 
 def _stream_logs_fast(
     container: Any, params: dict[str, Any]
-) -> tuple[Iterator[bytes], Callable[[], None]]:
+) -> tuple[Iterator[bytes], Callable[[], None]] | None:
+    """The direct reader, or None where the transport has no ``read1`` (nothing is leaked)."""
     api = container.client.api
-    response = api._get(api._url("/containers/{0}/logs", container.id), params=params, stream=True)
-    api._raise_for_status(response)
-    sock = api._get_raw_response_socket(response)
+    try:
+        url = api._url("/containers/{0}/logs", container.id)
+        response = api._get(url, params=params, stream=True)
+    except AttributeError:
+        return None
+    try:
+        api._raise_for_status(response)
+        reader = response.raw._fp.fp  # the buffered socket file, positioned after the headers
+        read1 = reader.read1
+        sock = api._get_raw_response_socket(response)
+    except AttributeError:
+        response.close()
+        return None
+    except BaseException:
+        response.close()
+        raise
     api._disable_socket_timeout(sock)
-    reader = response.raw._fp.fp  # the buffered socket file, positioned after the headers
 
     def read() -> bytes:
-        data: bytes = reader.read1(1 << 16)
+        data: bytes = read1(1 << 16)
         return data
 
     chunked = response.headers.get("Transfer-Encoding", "").lower() == "chunked"

@@ -9,6 +9,7 @@ tested and shared by `llm-tui compose`.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,7 +172,8 @@ def plan_services(settings: Settings, *, engine_has_nvidia: bool = False) -> lis
     for role, model, alias in inference_roles:
         ports: tuple[tuple[int, str, int], ...] = ()
         if role == INFERENCE and settings.inference_port:
-            ports = ((INFERENCE_CONTAINER_PORT, settings.bind_address, settings.inference_port),)
+            address = inference_bind_address(settings.bind_address)
+            ports = ((INFERENCE_CONTAINER_PORT, address, settings.inference_port),)
         specs.append(
             ServiceSpec(
                 role=role,
@@ -209,6 +211,20 @@ def plan_services(settings: Settings, *, engine_has_nvidia: bool = False) -> lis
         )
     )
     return specs
+
+
+def inference_bind_address(bind_address: str) -> str:
+    """Where llama-server's own port is published: always a loopback address.
+
+    llama-server runs without a key (the gateway holds it), so its port must never reach
+    the network, whatever BIND_ADDRESS says; IDEs on the LAN use the gateway.
+    """
+    try:
+        if ipaddress.ip_address(bind_address).is_loopback:
+            return bind_address
+    except ValueError:
+        pass
+    return "127.0.0.1"
 
 
 def host_for(address: str) -> str:

@@ -7,6 +7,7 @@ byte-preserving). The schema below is the single source of truth for `.env.examp
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import ipaddress
 import os
@@ -17,7 +18,7 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
 from stack import envfile
-from stack.errors import EnvFileError, SettingsError
+from stack.errors import EnvFileError, SettingsError, os_error
 
 ENV_FILE_VARIABLE = "LLM_TUI_ENV_FILE"
 GGUF_MAGIC = b"GGUF"
@@ -153,7 +154,8 @@ SCHEMA: tuple[Field, ...] = (
     Field(
         "INFERENCE_PORT",
         "8001",
-        "Host port for llama-server itself (debugging). Empty: not published.",
+        "Host port for llama-server itself (debugging), always on 127.0.0.1: llama-server has\n"
+        "no key of its own. Empty: not published.",
         "port",
         optional=True,
         section="Network",
@@ -168,8 +170,8 @@ SCHEMA: tuple[Field, ...] = (
     Field(
         "BIND_ADDRESS",
         "127.0.0.1",
-        "Address the ports are published on. 0.0.0.0 exposes the gateway to your LAN\n"
-        "(it then requires LITELLM_MASTER_KEY).",
+        "Address the gateway's port is published on. Anything but a loopback address (e.g.\n"
+        "0.0.0.0 for your LAN) requires LITELLM_MASTER_KEY; llama-server stays on 127.0.0.1.",
         "ip",
         section="Network",
     ),
@@ -282,6 +284,8 @@ class Settings:
     temperature: float = 0.2
     max_tokens: int = 1024
     stack_name: str = "llm-tui"
+    # Said once by the write that caused it (e.g. the file's permissions were tightened).
+    notice: str = ""
 
     @property
     def gateway_url(self) -> str:
@@ -336,13 +340,31 @@ def is_official_hub(endpoint: str) -> bool:
     )
 
 
-def mask(key: str, value: str) -> str:
-    """A secret shown as its first characters only: enough to tell keys apart."""
+# Unknown keys whose name says they hold a secret are masked like our own secrets.
+SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "AUTH")
+
+
+def is_secret(key: str) -> bool:
+    """Schema secrets, and unknown keys whose name says they hold one."""
     spec = FIELDS.get(key)
-    if spec is None or not spec.secret or not value:
+    if spec is not None:
+        return spec.secret
+    return any(word in key.upper() for word in SECRET_WORDS)
+
+
+def mask(key: str, value: str) -> str:
+    """A secret shown as its first characters only: enough to tell keys apart.
+
+    Unknown secret-looking keys show nothing of their value: we do not know its format.
+    """
+    if not value or not is_secret(key):
         return value
-    visible = 5 if len(value) > 16 else 0
+    visible = 5 if key in FIELDS and len(value) > 16 else 0
     return value[:visible] + "…" + "•" * 6
+
+
+def holds_secret(values: Mapping[str, str]) -> bool:
+    return any(value and is_secret(key) for key, value in values.items())
 
 
 def resolve_env_file(
@@ -637,21 +659,23 @@ def validate(
             )
         )
     bind = values.get("BIND_ADDRESS", "127.0.0.1")
-    if "BIND_ADDRESS" not in bad and _is_unspecified(bind) and not values.get("LITELLM_MASTER_KEY"):
+    if "BIND_ADDRESS" not in bad and not is_loopback(bind) and not values.get("LITELLM_MASTER_KEY"):
         problems.append(
             Problem(
                 "BIND_ADDRESS",
                 bind,
-                "exposes the gateway to the network, so LITELLM_MASTER_KEY must be set",
+                "exposes the gateway beyond this machine, so LITELLM_MASTER_KEY must be set "
+                "(or use 127.0.0.1)",
                 where("BIND_ADDRESS"),
             )
         )
     return tuple(problems)
 
 
-def _is_unspecified(address: str) -> bool:
+def is_loopback(address: str) -> bool:
+    """127.0.0.0/8 or ::1: reachable from this machine only (anything else is the network)."""
     try:
-        return ipaddress.ip_address(address).is_unspecified
+        return ipaddress.ip_address(address).is_loopback
     except ValueError:
         return False
 
@@ -690,9 +714,24 @@ def set_settings(settings: Settings, changes: Mapping[str, str]) -> Settings:
         caused = [p for p in problems if p.key in changes or (p.key, p.value) not in before]
         if caused:
             raise SettingsError([str(p) for p in caused], fix="nothing was written")
+        notice = ""
         if text != doc.text:
-            envfile.write_atomic(path, text)
-    return build_settings(path, new_doc)
+            before_mode = path.stat().st_mode & 0o777
+            private = holds_secret(new_doc.values())
+            try:
+                envfile.write_atomic(path, text, private=private)
+            except OSError as exc:
+                error = os_error(exc, str(path))
+                raise EnvFileError(
+                    f"could not save {path.name}: {error.message}",
+                    fix=f"{error.fix}; {path.name} is unchanged",
+                ) from None
+            if private and before_mode & 0o077:
+                notice = (
+                    f"{path.name} holds secrets and was readable by other users "
+                    f"(mode {before_mode:04o}); it is now 0600"
+                )
+    return dataclasses.replace(build_settings(path, new_doc), notice=notice)
 
 
 def describe(key: str) -> Field:

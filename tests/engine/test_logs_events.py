@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +42,10 @@ def run(client: Any, made: list[Any], script: str, **kw: Any) -> Any:
     return container
 
 
-def consume_in_thread(follower: LogFollower) -> tuple[list[str], threading.Event]:
-    """Read ``follower`` on a thread: the lines seen so far, and an event set at its end."""
+def consume_in_thread(
+    follower: LogFollower,
+) -> tuple[list[str], threading.Event, threading.Thread]:
+    """Read ``follower`` on a thread: the lines seen so far, an event set at its end, the thread."""
     seen: list[str] = []
     done = threading.Event()
 
@@ -51,8 +54,28 @@ def consume_in_thread(follower: LogFollower) -> tuple[list[str], threading.Event
             seen.append(line.text)
         done.set()
 
-    threading.Thread(target=consume, daemon=True).start()
-    return seen, done
+    thread = threading.Thread(target=consume, daemon=True)
+    thread.start()
+    return seen, done, thread
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    """Poll ``condition`` (another thread gets there); the timeout only bounds a failure."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never happened: {what}")
+        time.sleep(0.01)
+
+
+def blocked_in_read(thread: threading.Thread) -> bool:
+    """The thread is inside a socket read right now (waiting for bytes that do not come)."""
+    frame = sys._current_frames().get(thread.ident or 0)
+    while frame is not None:
+        if frame.f_code.co_name in ("read", "read1", "readinto", "recv_into", "recv"):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def test_flood_is_followed_line_for_line(client: Any, containers: list[Any]) -> None:
@@ -79,29 +102,24 @@ def test_escapes_stripped_stderr_merged_timestamps_kept(client: Any, containers:
 def test_follow_is_cancellable_from_another_thread(client: Any, containers: list[Any]) -> None:
     container = run(client, containers, "while true; do echo tick; sleep 0.05; done")
     follower = LogFollower(container, timestamps=False)
-    seen, done = consume_in_thread(follower)
-    deadline = time.monotonic() + 10
-    while len(seen) < 3 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert len(seen) >= 3
+    seen, done, _ = consume_in_thread(follower)
+    wait_until(lambda: len(seen) >= 3, "three lines followed")
     follower.close()
-    assert done.wait(timeout=3), "close() did not end the iteration"
+    assert done.wait(timeout=30), "close() did not end the iteration"
 
 
 def test_close_ends_a_read_blocked_on_a_quiet_container(client: Any, containers: list[Any]) -> None:
     container = run(client, containers, "echo hello; sleep 60")
     follower = LogFollower(container, timestamps=False)
-    seen, done = consume_in_thread(follower)
-    deadline = time.monotonic() + 10
-    while not seen and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert seen == ["hello"]
-    time.sleep(0.2)  # the reader is now blocked waiting for a line that never comes
+    seen, done, reader = consume_in_thread(follower)
+    wait_until(lambda: seen == ["hello"], "the first line")
+    # The reader is now blocked waiting for a line that never comes.
+    wait_until(lambda: blocked_in_read(reader), "the reader blocked in a socket read")
     closer = threading.Thread(target=follower.close, daemon=True)
     closer.start()
-    closer.join(timeout=3)
+    closer.join(timeout=30)
     assert not closer.is_alive(), "close() blocked behind the reading thread"
-    assert done.wait(timeout=3)
+    assert done.wait(timeout=30)
 
 
 def test_events_report_start_and_die_with_exit_code(
@@ -116,14 +134,13 @@ def test_events_report_start_and_die_with_exit_code(
     thread.start()
     labels = {"llm-tui.stack": stack, "llm-tui.role": "inference"}
     container = run(client, containers, "sleep 30", labels=labels, name=f"{stack}-inference")
-    time.sleep(0.3)
+    wait_until(lambda: any(e.action == "start" for e in events), "the start event")
     container.kill()
     run(client, containers, "exit 0", labels={"other": "x"})  # not ours: not reported
-    deadline = time.monotonic() + 10
-    while not any(e.action == "die" for e in events) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: any(e.action == "die" for e in events), "the die event")
     stream.close()
-    thread.join(timeout=3)
+    thread.join(timeout=30)
+    assert not thread.is_alive(), "close() did not end the events stream"
     actions = [(e.action, e.name, e.role) for e in events]
     assert ("start", f"{stack}-inference", "inference") in actions
     die = next(e for e in events if e.action == "die")

@@ -364,3 +364,79 @@ def test_killed_inference_shows_exit_code_in_status(home: Home) -> None:
     engine.up(timeout=60)
     assert home.client.containers.get(f"{home.stack}-api-gateway").id == gateway_id
     assert {row.role: row.state for row in engine.status()}["inference"] == "running"
+
+
+def test_cancel_ends_a_long_model_load_at_once(home: Home) -> None:
+    """A load that never finishes (nothing answers /health) ends as soon as it is cancelled."""
+    import threading
+
+    from stack.cancel import Cancelled, CancelToken
+
+    engine = home.engine()
+    spec = next(s for s in engine.plan() if s.role == "inference")
+    engine.ensure_network()
+    # Running, on the plan's name, but never healthy: `wait_ready` would wait an hour.
+    home.client.containers.run(
+        BUSYBOX_IMAGE,
+        ["sleep", "3600"],
+        detach=True,
+        name=spec.name,
+        init=True,
+        labels=spec.labels(home.stack),
+        network=home.stack,
+    )
+    token = CancelToken()
+    waiting = threading.Event()
+    outcome: dict[str, BaseException] = {}
+
+    def progress(line: str) -> None:
+        if "starting" in line:
+            waiting.set()
+
+    def wait() -> None:
+        try:
+            engine.wait_ready(spec, progress=progress, timeout=3600, cancel=token)
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    waiter = threading.Thread(target=wait, daemon=True)
+    waiter.start()
+    assert waiting.wait(60), "wait_ready never started polling"
+    token.cancel()
+    waiter.join(30)
+    assert not waiter.is_alive(), "wait_ready kept waiting after cancel()"
+    assert isinstance(outcome.get("error"), Cancelled)
+    assert outcome["error"].message == f"waiting for {spec.name} was cancelled"
+
+
+def test_down_network_with_a_foreign_container_attached_is_one_line(home: Home) -> None:
+    """The engine refuses to remove a network in use: say whose, touch nothing of theirs."""
+    import subprocess
+    import sys
+
+    home.engine().ensure_network()
+    bystander = home.client.containers.run(
+        BUSYBOX_IMAGE,
+        ["sleep", "3600"],
+        detach=True,
+        name=f"{home.stack}-bystander",
+        init=True,
+        network=home.stack,
+    )
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "stack.cli", "--env-file", str(home.env), "down", "--network"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 1, result
+        assert "Traceback" not in result.stderr
+        assert result.stderr.startswith(f"llm-tui: error: the network '{home.stack}' was kept")
+        assert f"{home.stack}-bystander" in result.stderr
+        assert "docker network disconnect" in result.stderr
+        bystander.reload()
+        assert bystander.status == "running"
+        assert home.client.networks.list(names=[home.stack])
+    finally:
+        bystander.remove(force=True)

@@ -25,6 +25,7 @@ DEFAULT_MAX_TOKENS = 7
 class Stack:
     settings: Settings
     llama: LlamaServer
+    code: LlamaServer
     proxy: LiteLLMProxy
 
     def client(self, key: str | None = KEY) -> httpx.Client:
@@ -41,18 +42,33 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     home = tmp_path_factory.mktemp("home")
     models = home / "models"
     models.mkdir()
+    # Two different models (different weights), so a wrong route gives a different answer.
     write_tiny_model(models / "tiny.gguf", name="tiny", seed=1)
+    write_tiny_model(models / "coder.gguf", name="coder", seed=2)
     (home / ".env").write_text(
-        f"CHAT_MODEL=tiny.gguf\nLITELLM_MASTER_KEY={KEY}\nMAX_TOKENS={DEFAULT_MAX_TOKENS}\n"
-        "TEMPERATURE=0\n"
+        f"CHAT_MODEL=tiny.gguf\nCODE_MODEL=coder.gguf\nLITELLM_MASTER_KEY={KEY}\n"
+        f"MAX_TOKENS={DEFAULT_MAX_TOKENS}\nTEMPERATURE=0\n"
     )
     settings = load_settings(home / ".env")
     assert settings.problems == ()
-    with LlamaServer(models / "tiny.gguf", alias="local-chat") as llama:
-        bases = {"chat": llama.base_url, "code": llama.base_url}
+    with (
+        LlamaServer(models / "tiny.gguf", alias="local-chat") as llama,
+        LlamaServer(models / "coder.gguf", alias="local-code") as code,
+    ):
+        bases = {"chat": llama.base_url, "code": code.base_url}
         config = write_config(settings, api_bases=bases)
         with LiteLLMProxy(config, master_key=KEY) as proxy:
-            yield Stack(settings, llama, proxy)
+            yield Stack(settings, llama, code, proxy)
+
+
+def direct_answer(server: LlamaServer, body: dict[str, object]) -> str:
+    response = httpx.post(
+        f"{server.base_url}/chat/completions", json={**body, "model": server.alias}, timeout=60
+    )
+    response.raise_for_status()
+    text = response.json()["choices"][0]["message"]["content"]
+    assert isinstance(text, str) and text
+    return text
 
 
 def test_models_lists_both_aliases(stack: Stack) -> None:
@@ -80,15 +96,20 @@ def test_chat_completion_applies_per_model_defaults(stack: Stack) -> None:
     assert 0 < data["usage"]["completion_tokens"] <= DEFAULT_MAX_TOKENS
 
 
-def test_local_code_alias_answers(stack: Stack) -> None:
-    body = {
-        "model": "local-code",
-        "max_tokens": 4,
+def test_each_alias_reaches_its_own_llama_server(stack: Stack) -> None:
+    body: dict[str, object] = {
+        "max_tokens": 8,
+        "temperature": 0,
         "messages": [{"role": "user", "content": "def f():"}],
     }
+    expected = {"local-chat": direct_answer(stack.llama, body)}
+    expected["local-code"] = direct_answer(stack.code, body)
+    assert expected["local-chat"] != expected["local-code"]  # the models really differ
     with stack.client() as client:
-        response = client.post("/v1/chat/completions", json=body)
-    assert response.status_code == 200, response.text
+        for alias, text in expected.items():
+            response = client.post("/v1/chat/completions", json={**body, "model": alias})
+            assert response.status_code == 200, response.text
+            assert response.json()["choices"][0]["message"]["content"] == text, alias
 
 
 def test_streamed_chat_completion(stack: Stack) -> None:
@@ -134,7 +155,8 @@ def test_anthropic_messages_endpoint(stack: Stack) -> None:
 
 
 def test_openai_sdk_through_the_gateway(stack: Stack) -> None:
-    openai = pytest.importorskip("openai")
+    import openai  # a test dependency: its absence is a broken install, not a skip
+
     client = openai.OpenAI(base_url=stack.proxy.base_url, api_key=KEY)
     answer = client.chat.completions.create(
         model="local-chat", messages=[{"role": "user", "content": "Hello"}], max_tokens=5

@@ -55,7 +55,7 @@ def content(result: dict[str, Any]) -> str:
 
 
 def test_loads_and_reports_health(server: LlamaServer) -> None:
-    assert server.startup_s is not None and server.startup_s < 10
+    assert server.startup_s is not None  # how fast: bench/, not a test bound
     health = httpx.get(f"{server.url}/health", timeout=5)
     assert health.status_code == 200
     models = httpx.get(f"{server.base_url}/models", timeout=5).json()

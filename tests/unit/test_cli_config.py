@@ -11,13 +11,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.smallfs import fill, small_filesystem
+
 pytestmark = pytest.mark.unit
 
 KEY = "sk-" + "Q" * 40
 
 
 def llm_tui(
-    *args: str, env_file: Path | None = None, **env: str
+    *args: str, env_file: Path | None = None, stdin: str | None = None, **env: str
 ) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("llm-tui", path=str(Path(sys.executable).parent))
     command = [exe] if exe else [sys.executable, "-m", "stack.cli"]
@@ -27,6 +29,7 @@ def llm_tui(
         command + list(args),
         capture_output=True,
         text=True,
+        input=stdin if stdin is not None else "",
         env={**os.environ, **env},
         timeout=60,
     )
@@ -117,3 +120,51 @@ def test_missing_env_file_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_unknown_config_action_is_a_usage_error() -> None:
     assert llm_tui("config", "bogus").returncode == 2
+
+
+def test_a_secret_is_set_from_stdin_never_from_the_command_line(env_file: Path) -> None:
+    token = "hf_" + "t" * 30
+    result = llm_tui("config", "set", "HF_TOKEN", env_file=env_file, stdin=token + "\n")
+    assert result.returncode == 0, result.stderr
+    assert token not in result.stdout + result.stderr
+    assert f"HF_TOKEN={token}\n" in env_file.read_text()
+    dash = llm_tui("config", "set", "HF_TOKEN", "-", env_file=env_file, stdin="hf_other\n")
+    assert dash.returncode == 0 and "HF_TOKEN=hf_other\n" in env_file.read_text()
+    empty = llm_tui("config", "set", "HF_TOKEN", env_file=env_file, stdin="")
+    assert empty.returncode == 1 and "no value for HF_TOKEN on stdin" in empty.stderr
+
+
+def test_unknown_secret_looking_keys_are_masked_in_list_and_get(env_file: Path) -> None:
+    env_file.write_text(env_file.read_text() + "OPENAI_API_KEY=sk-proj-hidden-value\n")
+    listing = llm_tui("config", "list", env_file=env_file).stdout
+    assert "OPENAI_API_KEY" in listing and "sk-proj-hidden-value" not in listing
+    as_json = llm_tui("config", "list", "--json", env_file=env_file).stdout
+    assert "sk-proj-hidden-value" not in as_json
+    got = llm_tui("config", "get", "OPENAI_API_KEY", env_file=env_file).stdout
+    assert "sk-proj-hidden-value" not in got
+    shown = llm_tui("config", "get", "OPENAI_API_KEY", "--show-secrets", env_file=env_file)
+    assert shown.stdout.strip() == "sk-proj-hidden-value"
+
+
+def test_config_set_tightens_a_readable_env_and_says_so_once(env_file: Path) -> None:
+    env_file.chmod(0o644)
+    first = llm_tui("config", "set", "PARALLEL", "2", env_file=env_file)
+    assert first.returncode == 0, first.stderr
+    assert "it is now 0600" in first.stderr
+    assert env_file.stat().st_mode & 0o777 == 0o600
+    second = llm_tui("config", "set", "PARALLEL", "3", env_file=env_file)
+    assert second.returncode == 0 and second.stderr == ""
+
+
+def test_config_set_on_a_full_disk_is_one_line_and_changes_nothing(tmp_path: Path) -> None:
+    with small_filesystem(tmp_path / "small") as home:
+        path = home / ".env"
+        path.write_text(HAND + "# padding\n" * 50)
+        (home / "models").mkdir()
+        before = path.read_text()
+        fill(home)
+        result = llm_tui("config", "set", "PARALLEL", "2", env_file=path)
+        assert result.returncode == 1
+        assert "Traceback" not in result.stderr
+        assert result.stderr.startswith("llm-tui: error: could not save .env: No space left")
+        assert path.read_text() == before

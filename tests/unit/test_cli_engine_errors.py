@@ -102,4 +102,9 @@ def test_compose_export_holds_no_secret(home: Path) -> None:
     result = llm_tui(home, "compose", "--stdout")
     assert result.returncode == 0, result.stderr
     assert "sk-k" not in result.stdout
-    assert "deploy:" not in result.stdout or "devices" in result.stdout
+    # GPU=auto exports the GPU reservation (Compose has no "if there is one").
+    assert "devices:" in result.stdout and "driver: nvidia" in result.stdout
+    (home / ".env").write_text((home / ".env").read_text() + "GPU=none\n")
+    cpu = llm_tui(home, "compose", "--stdout")
+    assert cpu.returncode == 0, cpu.stderr
+    assert "deploy:" not in cpu.stdout and "image:" in cpu.stdout

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -160,12 +159,15 @@ WRITER = textwrap.dedent(
         with envfile.locked(path):
             doc = envfile.read(path)
             envfile.write_atomic(path, envfile.with_value(doc, key, str(i) + "x" * 2000))
+        print(i, flush=True)  # write i is on disk
     """
 )
 
 
 def _writer(path: Path, key: str, count: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-c", WRITER, str(path), key, str(count)])
+    return subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path), key, str(count)], stdout=subprocess.PIPE
+    )
 
 
 def test_concurrent_writers_lose_no_update(tmp_path: Path) -> None:
@@ -173,7 +175,8 @@ def test_concurrent_writers_lose_no_update(tmp_path: Path) -> None:
     path.write_text("# keep me\nA=\nB=\n")
     procs = [_writer(path, "A", 40), _writer(path, "B", 40)]
     for proc in procs:
-        assert proc.wait(timeout=60) == 0
+        proc.communicate(timeout=60)
+        assert proc.returncode == 0
     values = envfile.read(path).values()
     assert values["A"] == "39" + "x" * 2000
     assert values["B"] == "39" + "x" * 2000
@@ -187,13 +190,19 @@ def test_kill_mid_write_never_leaves_half_a_file(tmp_path: Path) -> None:
     rng = random.Random(1234)
     for _ in range(15):
         proc = _writer(path, "A", 100_000)
-        time.sleep(0.25 + rng.random() * 0.3)  # let it get going: import + some writes
+        assert proc.stdout is not None
+        # Wait until a random number of writes have landed, then kill during a later one.
+        for _ in range(rng.randint(1, 30)):
+            done = int(proc.stdout.readline())
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+        proc.stdout.close()
         text = path.read_text()
         assert text.startswith("# header\n")
         value = envfile.parse(text).values()["A"]
-        assert value == "start" or (value.endswith("x" * 2000) and value[:-2000].isdigit())
+        # The last reported write, or the one the kill interrupted (done + 1 or later if the
+        # writer got further before the signal landed): whole, never half a file.
+        assert value.endswith("x" * 2000) and int(value[:-2000]) >= done
         assert oct(path.stat().st_mode & 0o777) == oct(0o600)
     # Temp files of killed writers may remain (never the .env itself); they are dot-files.
     assert all(p.name.startswith(".") for p in tmp_path.iterdir() if p.name != ".env")

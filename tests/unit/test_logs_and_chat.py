@@ -79,3 +79,56 @@ def test_dechunk_and_demultiplex_across_reads() -> None:
         reads = iter([body[i : i + step] for i in range(0, len(body), step)])
         data = b"".join(demultiplex(dechunk(lambda reads=reads: next(reads, b""))))
         assert data == b"one\ntwo\nthree\n" + b"x" * 300 + b"\n", step
+
+
+def test_c1_controls_are_stripped_as_well_as_c0() -> None:
+    # U+009B is an 8-bit CSI: some terminals obey it like ESC [.
+    raw = "red\u009b31m text\u0085 next\u009d0;title\u009c end\tok\n".encode()
+    (line,) = split_lines([raw])
+    assert line.text == "red31m text next0;title end\tok"
+    assert clean("a\u0080b\u009fc".encode()) == "abc"
+    assert clean("naïve ✓ ÿ".encode()) == "naïve ✓ ÿ"  # U+00A0 and up are text
+
+
+def test_a_line_that_never_ends_is_cut_and_memory_stays_bounded() -> None:
+    splitter = LineSplitter(max_line=1024)
+    out = []
+    for _ in range(5000):  # 5 MB without a newline
+        out += splitter.feed(b"x" * 1000)
+        assert splitter._pending_size <= 1024
+    out += splitter.feed(b"y\nnext\n")
+    texts = [line.text for line in out]
+    assert all(len(text) <= 1024 for text in texts)
+    assert "".join(texts[:-1]) == "x" * 5_000_000 + "y"
+    assert texts[-1] == "next"
+
+
+def test_long_lines_inside_one_chunk_are_cut_too() -> None:
+    splitter = LineSplitter(max_line=10)
+    lines = splitter.feed(b"short\n" + b"z" * 25 + b"\nend\n")
+    assert [line.text for line in lines] == ["short", "z" * 10, "z" * 10, "z" * 5, "end"]
+
+
+@pytest.mark.parametrize(
+    "event",
+    ['data: "just a string"', "data: 42", "data: [1, 2]", 'data: {"choices": "nope"}',
+     'data: {"choices": [null, {"delta": "x"}]}', 'data: {"choices": [{"delta": {"content": 7}}]}'],
+)  # fmt: skip
+def test_odd_sse_events_are_ignored_not_fatal(event: str) -> None:
+    lines = [event, 'data: {"choices":[{"delta":{"content":"ok"}}]}', "data: [DONE]"]
+    assert "".join(d.text for d in parse_sse(lines)) == "ok"
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        ('data: {"error": "plain text"}', "the model failed: plain text"),
+        ('data: {"error": {"message": "boom", "code": 500}}', "the model failed: boom"),
+        ('data: {"error": {"code": 500}}', "the model failed: {'code': 500}"),
+        ('data: {"error": null}', "the model failed: None"),
+    ],
+)
+def test_error_events_of_any_shape_are_a_chat_error(event: str, message: str) -> None:
+    with pytest.raises(ChatError) as err:
+        list(parse_sse([event]))
+    assert err.value.message == message

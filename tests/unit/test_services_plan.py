@@ -12,6 +12,7 @@ import yaml
 from stack.compose import build_compose, write_compose
 from stack.services import GATEWAY, INFERENCE, INFERENCE_CODE, gpu_request, plan_services
 from stack.settings import Settings, load_settings
+from tests.support.tiers import unavailable
 
 
 def make(tmp_path: Path, extra: str = "") -> Settings:
@@ -63,6 +64,21 @@ def test_gateway_spec(tmp_path: Path) -> None:
     assert "sk-x" not in str(gateway.labels("llm-tui"))
 
 
+@pytest.mark.parametrize("bind", ["0.0.0.0", "192.168.1.5", "::", "10.0.0.7"])
+def test_llama_server_is_never_published_beyond_loopback(tmp_path: Path, bind: str) -> None:
+    """llama-server has no key: whatever BIND_ADDRESS says, only the gateway leaves the host."""
+    specs = {s.role: s for s in plan_services(make(tmp_path, f"BIND_ADDRESS={bind}\n"))}
+    assert specs[INFERENCE].ports == ((8080, "127.0.0.1", 8001),)
+    assert specs[GATEWAY].ports == ((4000, bind, 8000),)
+    published = build_compose(make(tmp_path, f"BIND_ADDRESS={bind}\n"))["services"]
+    assert published["inference"]["ports"] == ["127.0.0.1:8001:8080"]
+
+
+def test_a_loopback_bind_address_is_kept_for_llama_server(tmp_path: Path) -> None:
+    specs = {s.role: s for s in plan_services(make(tmp_path, "BIND_ADDRESS=127.0.0.2\n"))}
+    assert specs[INFERENCE].ports == ((8080, "127.0.0.2", 8001),)
+
+
 def test_code_model_gets_its_own_container(tmp_path: Path) -> None:
     specs = plan_services(make(tmp_path, "CODE_MODEL=b.gguf\n"))
     assert [s.role for s in specs] == [INFERENCE, INFERENCE_CODE, GATEWAY]
@@ -105,7 +121,7 @@ def test_compose_export_uses_real_gpu_syntax(tmp_path: Path) -> None:
 def test_compose_file_validates_with_docker_compose(tmp_path: Path) -> None:
     tool = shutil.which("docker-compose")
     if tool is None:
-        pytest.skip("docker-compose (Debian package) not installed")
+        unavailable("docker-compose", "the Debian package docker-compose is not installed")
     settings = make(tmp_path, "GPU=0\n")
     path = write_compose(settings)
     result = subprocess.run(
