@@ -182,6 +182,11 @@ def cmd_pull(args: argparse.Namespace) -> int:
     hub = _hub(settings)
     listing = hub.list_gguf_files(args.repo)
     entry = pick_entry(listing, args.what)
+    if listing.gated and settings.hub_token_withheld:
+        raise LlmTuiError(
+            f"{listing.repo_id} is gated and {settings.hub_token_withheld}",
+            fix="llm-tui config set HF_TRUST_ENDPOINT true",
+        )
     if listing.gated and not settings.hub_token:
         raise LlmTuiError(
             f"{listing.repo_id} is gated: accept its license at {hub.repo_url(listing.repo_id)}",

@@ -242,6 +242,8 @@ def test_pull_sends_hf_token_only_to_a_trusted_mirror(
     (home / ".env").write_text(f"HF_ENDPOINT={hub.url}\nHF_TOKEN=hf_ok\n")
     untrusted = llm_tui(home, "pull", "org/locked-GGUF", "Q4_0")
     assert untrusted.returncode == 1 and "gated" in untrusted.stderr
+    assert "HF_TOKEN is not sent to" in untrusted.stderr
+    assert "config set HF_TRUST_ENDPOINT true" in untrusted.stderr
     assert hub.requests and all("authorization" not in r.headers for r in hub.requests)
 
     (home / ".env").write_text(f"HF_ENDPOINT={hub.url}\nHF_TOKEN=hf_ok\nHF_TRUST_ENDPOINT=true\n")
