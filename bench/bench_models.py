@@ -1,9 +1,11 @@
-"""Header-read and library-scan timings against their targets.
+"""Header-read, library-scan, fit and fixture timings against their targets.
 
 Run: ``.venv/bin/python bench/bench_models.py``. Prints a table and exits 1 when a target
-is missed: a 150k-token-vocabulary header read in <= 20 ms (median of 20), a warm rescan
-of 100 models in <= 0.2 s (median of 5). gguf.GGUFReader is timed once on the same header
-for comparison.
+is missed: a 150k-token-vocabulary header read in <= 20 ms (median of 20), a crafted
+header refused in <= 5 ms, a warm rescan of 100 models in <= 0.2 s (median of 5), a fit
+estimate for the most layers a header may have in <= 50 ms even when it searches every
+layer count, and the tiny test model written in <= 1 s. gguf.GGUFReader, and the fit
+estimate summed the plain way (quadratic in layers), are timed once for comparison.
 """
 
 from __future__ import annotations
@@ -17,12 +19,22 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stack.gguf import read_header
+from stack.fit import CUDA_OVERHEAD, GIB, KV_BYTES_PER_ELEMENT, N_UBATCH, ModelShape, estimate
+from stack.gguf import MAX_LAYERS, GgufError, read_header
 from stack.library import scan_library
-from tests.support.gguf_factory import write_big_vocab_header, write_tiny_model
+from tests.support.gguf_factory import (
+    STRING,
+    U32,
+    craft_header,
+    write_big_vocab_header,
+    write_tiny_model,
+)
 
 HEADER_TARGET_S = 0.020
+CRAFTED_TARGET_S = 0.005
 WARM_SCAN_TARGET_S = 0.2
+FIT_TARGET_S = 0.050
+TINY_MODEL_TARGET_S = 1.0
 N_MODELS = 100
 
 
@@ -43,6 +55,47 @@ def _median(
     return statistics.median(times)
 
 
+def _refuse(data: bytes) -> None:
+    try:
+        read_header(data)
+    except GgufError:
+        return
+    raise AssertionError("the crafted header was read")
+
+
+def _deep_shape() -> ModelShape:
+    """The most layers a header may have; sliding windows on every other layer."""
+    return ModelShape(
+        layer_bytes=(100_000_000,) * MAX_LAYERS,
+        output_bytes=500_000_000,
+        n_embd=8192,
+        n_vocab=128_000,
+        kv_heads=(8,) * MAX_LAYERS,
+        head_dim_k=128,
+        head_dim_v=128,
+        sliding_window=4096,
+        swa_layers=tuple(i % 2 == 0 for i in range(MAX_LAYERS)),
+        context_length=131_072,
+    )
+
+
+def _plain_layer_search(shape: ModelShape, ctx: int, free_vram: int) -> int:
+    """The layer search as it was written first: each layer count sums its blocks again."""
+    per_element = KV_BYTES_PER_ELEMENT["f16"]
+    cells = -(-ctx // 256) * 256
+    swa_cells = min(cells, shape.sliding_window + N_UBATCH)
+    compute = N_UBATCH * (4 * (shape.n_vocab + 4 * shape.n_embd) + 2 * cells)
+    for layers in range(shape.n_layers + 1, 0, -1):
+        weights, kv = shape.output_bytes, 0.0
+        for block in range(shape.n_layers - (layers - 1), shape.n_layers):
+            weights += shape.layer_bytes[block]
+            width = shape.kv_heads[block] * (shape.head_dim_k + shape.head_dim_v)
+            kv += (swa_cells if shape.swa_layers[block] else cells) * width * per_element
+        if weights + round(kv) + compute + CUDA_OVERHEAD <= free_vram:
+            return layers
+    return 0
+
+
 def main() -> int:
     import gguf  # test-only dependency, kept out of the product code
 
@@ -53,11 +106,29 @@ def main() -> int:
         first = _timed(lambda: read_header(big))
         header = _median(lambda: read_header(big), 20)
         reference = _timed(lambda: gguf.GGUFReader(big))
+        crafted = craft_header(
+            [("general.architecture", STRING, "llama"), ("llama.block_count", U32, 10**8)]
+        )
+        refused = _median(lambda: _refuse(crafted), 20)
         rows += [
             ("header, 150k vocab, first call", first, None),
             ("header, 150k vocab, median of 20", header, HEADER_TARGET_S),
             ("gguf.GGUFReader, same header, once", reference, None),
+            ("crafted header (1e8 layers) refused, median", refused, CRAFTED_TARGET_S),
         ]
+
+        shape = _deep_shape()
+        fit = estimate(shape, ctx=8192, gpu_layers="all", free_vram=2 * GIB)
+        assert fit.gpu_layers == _plain_layer_search(shape, 8192, 2 * GIB), fit
+        searched = _median(lambda: estimate(shape, ctx=8192, free_vram=2 * GIB), 20)
+        plain = _timed(lambda: _plain_layer_search(shape, 8192, 2 * GIB))
+        rows += [
+            (f"fit, {MAX_LAYERS} layers, full search, median", searched, FIT_TARGET_S),
+            (f"fit summed the plain way, {MAX_LAYERS} layers", plain, None),
+        ]
+
+        tiny = _median(lambda: write_tiny_model(root / "tiny.gguf", name="bench"), 5)
+        rows.append(("write_tiny_model, median of 5", tiny, TINY_MODEL_TARGET_S))
 
         models = root / "models"
         for i in range(N_MODELS):
@@ -87,6 +158,7 @@ def main() -> int:
             mark = f"{target * 1000:>7.0f} ms {'ok' if ok else 'MISSED'}"
         print(f"{label:<44} {seconds * 1000:>7.1f} ms {mark}")
     print(f"read_header is {reference / header:,.0f}x faster than gguf.GGUFReader here")
+    print(f"the fit estimate is {plain / searched:,.0f}x faster than the plain sum here")
     return 1 if missed else 0
 
 

@@ -227,28 +227,51 @@ def _requested_layers(gpu_layers: str | int, total_layers: int) -> int:
 
 
 class _Calculator:
+    """The estimate's arithmetic, in time independent of the layer count once built.
+
+    Offloading N slots puts the *last* N-1 blocks on the GPU, so every sum over the
+    offloaded blocks is a suffix sum: built once per shape (one pass over the layers), each
+    breakdown then costs the same for 4 layers or 4000, and the layer search stays linear.
+    KV bytes are summed exactly in integers (bytes per element is a ratio of block sizes)
+    and rounded once, as the float sum rounded when it was exact.
+    """
+
     def __init__(self, shape: ModelShape, per_element: float, parallel: int, n_ubatch: int):
         self.shape = shape
-        self.per_element = per_element
+        self.kv_numerator, self.kv_denominator = per_element.as_integer_ratio()
         self.parallel = parallel
         self.n_ubatch = n_ubatch
+        n = shape.n_layers
+        # [i]: the sum over blocks i..n-1; [n] = 0 (no block offloaded).
+        self.weights_from = [0] * (n + 1)
+        self.full_width_from = [0] * (n + 1)  # KV width of full-attention blocks
+        self.window_width_from = [0] * (n + 1)  # KV width of sliding-window blocks
+        head_width = shape.head_dim_k + shape.head_dim_v
+        swa, heads = shape.swa_layers, shape.kv_heads
+        for block, size in zip(range(n - 1, -1, -1), reversed(shape.layer_bytes), strict=True):
+            width = (heads[block] if block < len(heads) else 0) * head_width
+            windowed = block < len(swa) and swa[block]
+            self.weights_from[block] = self.weights_from[block + 1] + size
+            self.full_width_from[block] = self.full_width_from[block + 1] + (
+                0 if windowed else width
+            )
+            self.window_width_from[block] = self.window_width_from[block + 1] + (
+                width if windowed else 0
+            )
 
     def parts(self, gpu_layers: int, ctx: int) -> tuple[int, int, int]:
         """(weights, KV cache, compute buffer) bytes with ``gpu_layers`` slots offloaded."""
         shape = self.shape
         cells = -(-ctx // CTX_STEP) * CTX_STEP
         swa_cells = min(cells, shape.sliding_window * self.parallel + self.n_ubatch)
-        first = shape.n_layers - max(0, gpu_layers - 1)
-        weights = shape.output_bytes if gpu_layers >= 1 else 0
-        kv = 0.0
-        for block in range(first, shape.n_layers):
-            weights += shape.layer_bytes[block]
-            windowed = block < len(shape.swa_layers) and shape.swa_layers[block]
-            heads = shape.kv_heads[block] if block < len(shape.kv_heads) else 0
-            width = heads * (shape.head_dim_k + shape.head_dim_v)
-            kv += (swa_cells if windowed else cells) * width * self.per_element
+        first = max(0, shape.n_layers - max(0, gpu_layers - 1))
+        weights = (shape.output_bytes if gpu_layers >= 1 else 0) + self.weights_from[first]
+        cell_widths = (
+            cells * self.full_width_from[first] + swa_cells * self.window_width_from[first]
+        )
+        kv = _round_ratio(cell_widths * self.kv_numerator, self.kv_denominator)
         compute = self.n_ubatch * (4 * (shape.n_vocab + 4 * shape.n_embd) + 2 * cells)
-        return weights, round(kv), compute
+        return weights, kv, compute
 
     def total(self, gpu_layers: int, ctx: int) -> int:
         return sum(self.parts(gpu_layers, ctx)) + CUDA_OVERHEAD
@@ -265,6 +288,14 @@ class _Calculator:
             else:
                 high = middle - 1
         return low * CTX_STEP if low else None
+
+
+def _round_ratio(numerator: int, denominator: int) -> int:
+    """``round(numerator / denominator)`` done exactly: halves go to the even neighbour."""
+    quotient, remainder = divmod(numerator, denominator)
+    if 2 * remainder > denominator or (2 * remainder == denominator and quotient % 2):
+        quotient += 1
+    return quotient
 
 
 def estimate_for_settings(
@@ -287,7 +318,7 @@ def estimate_for_settings(
             gpu_layers=settings.gpu_layers,
             free_vram=free_vram,
         )
-    except (FitError, ValueError, ZeroDivisionError):
+    except (FitError, ValueError, ZeroDivisionError, OverflowError):
         return None
 
 

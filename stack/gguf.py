@@ -5,6 +5,10 @@ fetched from a remote file) and skips the big arrays (token lists, merges, score
 instead of decoding them, so a 150k-token vocabulary costs milliseconds rather than seconds.
 A prefix that stops inside the header raises :class:`HeaderIncomplete` with the prefix length
 known to be needed, so a remote reader can fetch more and try again.
+
+A header is untrusted input (any repo on the Hub, any file in MODELS_DIR): every count in it
+is checked against a plausible limit and against the bytes there are before anything is
+sized by it, so a crafted header is refused in milliseconds with a :class:`GgufError`.
 """
 
 from __future__ import annotations
@@ -73,11 +77,48 @@ _U64 = struct.Struct("<Q")
 _ARRAY_HEAD = struct.Struct("<IQ")
 _PREAMBLE = struct.Struct("<4sIQQ")
 
-# Values kept from the metadata: strings up to this size (chat templates are skipped),
-# scalar arrays up to this length (per-layer values; never token lists).
+# Plausibility limits. Real models stay far below each (a few hundred layers at most, a few
+# thousand tensors, under a hundred metadata keys, vocabularies under 300k tokens, 128
+# attention heads, a 10M-token context); a header past one is refused before anything is
+# sized by it, so memory and time stay bounded whatever the header claims.
+MAX_LAYERS = 4096  # block_count and every blk.N index
+MAX_TENSORS = 1 << 16
+MAX_METADATA_KEYS = 4096
+MAX_ARRAY_LENGTH = 1 << 24  # token, merge and score lists
+MAX_STRING_LENGTH = 1 << 24  # chat templates are the longest, tens of KB
+MAX_EMBEDDING = 1 << 20
+MAX_HEADS = 1 << 14  # per layer, query and KV heads alike
+MAX_HEAD_DIM = 1 << 16
+MAX_CONTEXT = 1 << 32  # training context and sliding window
+MAX_ELEMENTS = (1 << 63) - 1  # llama.cpp's INT64_MAX checks on tensor shapes and offsets
+_MAX_DIMS = 4  # GGML_MAX_DIMS
+IMPLAUSIBLE = "it is not a model llama.cpp can load: download it again, or pick another file"
+
+# The fewest bytes a metadata entry (empty key, type, one u8) and a tensor info (empty
+# name, no dimensions, type, offset) take: a count the file cannot hold is refused at once.
+_MIN_KV_BYTES = 8 + 4 + 1
+_MIN_TENSOR_BYTES = 8 + 4 + 4 + 8
+
+# Metadata kept for the header, by exact key or by the part after the architecture; the
+# rest is skipped unread. Strings up to this size are decoded; scalar arrays up to this
+# length are read as per-layer values (longer ones count as absent, as token lists do).
+_KEPT_KEYS = frozenset({
+    "general.architecture", "general.name", "general.size_label", "general.file_type",
+    "general.alignment", "split.no", "split.count", "tokenizer.ggml.tokens",
+    "tokenizer.chat_template",
+})  # fmt: skip
+_KEPT_ARCH_KEYS = tuple(
+    "." + k
+    for k in (
+        "block_count", "embedding_length", "context_length", "vocab_size",
+        "attention.head_count", "attention.head_count_kv", "attention.key_length",
+        "attention.value_length", "attention.sliding_window",
+        "attention.sliding_window_pattern",
+    )
+)  # fmt: skip
+_MAX_KEPT_KEY = 256
 _MAX_KEPT_STRING = 4096
-_MAX_KEPT_ARRAY = 4096
-_MAX_DIMS = 8
+_MAX_KEPT_ARRAY = MAX_LAYERS
 
 
 class GgufError(LlmTuiError):
@@ -89,6 +130,19 @@ class GgufError(LlmTuiError):
         self.reason = reason
         self.path = path
         super().__init__(f"{path.name}: {reason}" if path else reason, fix=fix)
+
+
+def implausible(reason: str) -> GgufError:
+    """A header that no real model has: refused before anything is sized by it."""
+    return GgufError(f"not a plausible GGUF: {reason}", fix=IMPLAUSIBLE)
+
+
+def _check_count(what: str, value: int, limit: int) -> int:
+    if value < 0:
+        raise implausible(f"{what} {value:,} is negative")
+    if value > limit:
+        raise implausible(f"{what} {value:,} is more than {limit:,}")
+    return value
 
 
 class HeaderIncomplete(GgufError):
@@ -195,7 +249,7 @@ def read_header(
     if isinstance(source, bytes | bytearray | memoryview):
         buf = bytes(source) if isinstance(source, memoryview) else source
         try:
-            header = _parse(buf, file_size)
+            header = _parse_safely(buf, file_size)
         except HeaderIncomplete as exc:
             if file_size is not None and exc.needed > file_size:
                 raise _truncated_header(None) from None
@@ -210,7 +264,7 @@ def read_header(
             if size == 0:
                 raise GgufError("the file is empty: incomplete download?", path=path)
             with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-                header = _parse(mapped, size)
+                header = _parse_safely(mapped, size)
     except HeaderIncomplete:
         raise _truncated_header(path) from None
     except GgufError as exc:
@@ -222,6 +276,18 @@ def read_header(
     if header.missing_bytes:
         raise TruncatedData(header, path=path)
     return header
+
+
+def _parse_safely(buf: bytes | bytearray | mmap.mmap, file_size: int | None) -> GgufHeader:
+    """:func:`_parse`, with any failure the limits missed reported as a bad header.
+
+    The limits keep every structure small, so none of these should happen; if one does,
+    it is this file's fault, and a scan or a screen must get a GgufError, not a crash.
+    """
+    try:
+        return _parse(buf, file_size)
+    except (MemoryError, OverflowError, RecursionError, ValueError, struct.error) as exc:
+        raise implausible(f"the header cannot be read ({type(exc).__name__}: {exc})") from None
 
 
 def _truncated_header(path: Path | None) -> GgufError:
@@ -258,9 +324,14 @@ def _short_string_run(count: int) -> re.Pattern[bytes]:
 _RUN = 256
 
 
-class _Skipped(NamedTuple):
-    """An array left unread (token lists, merges, scores): only its length is kept."""
+class _Array(NamedTuple):
+    """A metadata array left in the buffer: read later, and only as far as it is needed.
 
+    ``fmt`` is the struct code of a scalar item, None for strings (never read).
+    """
+
+    fmt: str | None
+    start: int
     length: int
 
 
@@ -289,7 +360,8 @@ class _Reader:
         return int(_U64.unpack_from(self.buf, self.need(8))[0])
 
     def string(self, keep: int = _MAX_KEPT_STRING) -> str | None:
-        length = self.u64()
+        """The next string, or None (skipped) when it is longer than ``keep`` bytes."""
+        length = _check_count("string length", self.u64(), MAX_STRING_LENGTH)
         start = self.need(length)
         if length > keep:
             return None
@@ -307,36 +379,42 @@ class _Reader:
             for _ in range(min(count, _RUN)):
                 if pos + 8 > end:
                     raise HeaderIncomplete(pos + 8, end)
-                pos += 8 + _U64.unpack_from(buf, pos)[0]
-            if pos > end:
-                raise HeaderIncomplete(pos, end)
+                length = _U64.unpack_from(buf, pos)[0]
+                if length > MAX_STRING_LENGTH:
+                    _check_count("string length", length, MAX_STRING_LENGTH)
+                pos += 8 + length
+                if pos > end:
+                    raise HeaderIncomplete(pos, end)
             count -= min(count, _RUN)
         self.pos = pos
 
-    def value(self, vtype: int, *, depth: int = 0) -> Any:
-        """One metadata value; big arrays are skipped and come back as their length."""
+    def value(self, vtype: int, *, keep: bool = True) -> Any:
+        """One metadata value: a scalar, a str (None when skipped) or an :class:`_Array`."""
         if vtype in _SCALARS:
             fmt = "<" + _SCALARS[vtype]
             return struct.unpack_from(fmt, self.buf, self.need(struct.calcsize(fmt)))[0]
         if vtype == _STRING:
-            return self.string()
+            return self.string(_MAX_KEPT_STRING if keep else -1)
         if vtype != _ARRAY:
             raise GgufError(f"unknown metadata value type {vtype}: the header is corrupt")
-        if depth > 2:
-            raise GgufError("metadata arrays nested too deep: the header is corrupt")
         item_type, count = self.unpack(_ARRAY_HEAD)
+        _check_count("array length", count, MAX_ARRAY_LENGTH)
         if item_type in _SCALARS:
-            fmt = f"<{count}{_SCALARS[item_type]}"
-            start = self.need(count * struct.calcsize("<" + _SCALARS[item_type]))
-            if count > _MAX_KEPT_ARRAY:
-                return _Skipped(count)
-            return list(struct.unpack_from(fmt, self.buf, start))
+            code = _SCALARS[item_type]
+            return _Array(code, self.need(count * struct.calcsize("<" + code)), count)
         if item_type == _STRING:
             self.skip_strings(count)
-        else:
-            for _ in range(count):
-                self.value(item_type, depth=depth + 1)
-        return _Skipped(count)
+            return _Array(None, -1, count)
+        if item_type == _ARRAY:
+            # llama.cpp refuses them too (gguf.cpp: "has invalid GGUF type").
+            raise implausible("an array of arrays in the metadata")
+        raise GgufError(f"unknown metadata array type {item_type}: the header is corrupt")
+
+    def items(self, value: Any, limit: int = _MAX_KEPT_ARRAY) -> list[Any] | None:
+        """The items of a scalar array up to ``limit`` long; None for anything else."""
+        if not isinstance(value, _Array) or value.fmt is None or value.length > limit:
+            return None
+        return list(struct.unpack_from(f"<{value.length}{value.fmt}", self.buf, value.start))
 
 
 def _parse(buf: bytes | bytearray | mmap.mmap, file_size: int | None) -> GgufHeader:
@@ -351,12 +429,23 @@ def _parse(buf: bytes | bytearray | mmap.mmap, file_size: int | None) -> GgufHea
             f"unsupported GGUF version {version}{detail}; llm-tui reads versions 2 and 3",
             fix="download a current GGUF conversion of this model",
         )
+    _check_count("tensor count", tensor_count, MAX_TENSORS)
+    _check_count("metadata key count", kv_count, MAX_METADATA_KEYS)
+    least = reader.pos + kv_count * _MIN_KV_BYTES + tensor_count * _MIN_TENSOR_BYTES
+    if file_size is not None and least > file_size:
+        raise implausible(
+            f"{kv_count:,} metadata keys and {tensor_count:,} tensors need at least "
+            f"{least:,} bytes, and the file has {file_size:,}"
+        )
+    if least > reader.end:
+        raise HeaderIncomplete(least, reader.end)
     meta: dict[str, Any] = {}
     for _ in range(kv_count):
-        key = reader.string(keep=1024)
+        key = reader.string(keep=_MAX_KEPT_KEY)
         (vtype,) = reader.unpack(_U32)
-        value = reader.value(vtype)
-        if key is not None:
+        kept = key is not None and (key in _KEPT_KEYS or key.endswith(_KEPT_ARCH_KEYS))
+        value = reader.value(vtype, keep=kept)
+        if key is not None and kept:
             meta[key] = value
     tensors = _TensorTotals()
     for _ in range(tensor_count):
@@ -367,12 +456,22 @@ def _parse(buf: bytes | bytearray | mmap.mmap, file_size: int | None) -> GgufHea
         dims = struct.unpack_from(f"<{n_dims}Q", buf, reader.need(8 * n_dims))
         ggml_type = reader.u32()
         offset = reader.u64()
-        tensors.add(name, math.prod(dims), dims, ggml_type, offset)
+        tensors.add(name, _elements(name, dims), dims, ggml_type, offset)
     alignment = meta.get("general.alignment", DEFAULT_ALIGNMENT)
     if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1):
         raise GgufError(f"general.alignment {alignment!r} is not a power of two")
     data_offset = -(-reader.pos // alignment) * alignment
-    return _build(meta, tensors, version, tensor_count, alignment, data_offset, file_size)
+    return _build(reader, meta, tensors, version, tensor_count, alignment, data_offset, file_size)
+
+
+def _elements(name: str, dims: Sequence[int]) -> int:
+    """A tensor's element count, refused where llama.cpp's int64 arithmetic would overflow."""
+    elements = 1
+    for dim in dims:
+        elements *= dim
+        if elements > MAX_ELEMENTS:
+            raise implausible(f"tensor {name!r} has more than {MAX_ELEMENTS:,} elements")
+    return elements
 
 
 class _TensorTotals:
@@ -389,6 +488,7 @@ class _TensorTotals:
 
     def per_layer(self, n_layers: int) -> tuple[int, ...]:
         # A split set's later shards hold blocks but no block_count: size by what is there.
+        # Both are at most MAX_LAYERS.
         count = max(n_layers, max(self.layer_bytes, default=-1) + 1)
         return tuple(self.layer_bytes.get(i, 0) for i in range(count))
 
@@ -398,13 +498,24 @@ class _TensorTotals:
         self.parameters += elements
         info = TENSOR_TYPES.get(ggml_type)
         size = -(-elements // info[1]) * info[2] if info else 0
+        if offset + size > MAX_ELEMENTS:
+            raise implausible(f"tensor {name!r} ends past {MAX_ELEMENTS:,} bytes")
         self.data_end = max(self.data_end, offset + size)
         if len(dims) >= 2:
-            self.elements_by_type[ggml_type] = self.elements_by_type.get(ggml_type, 0) + elements
+            # Unknown types share one bucket, so this stays as small as the type table.
+            bucket = ggml_type if info else -1
+            self.elements_by_type[bucket] = self.elements_by_type.get(bucket, 0) + elements
         if name.startswith("blk."):
             layer = name.split(".", 2)[1]
-            if layer.isdigit():
-                self.layer_bytes[int(layer)] = self.layer_bytes.get(int(layer), 0) + size
+            # ASCII only: str.isdigit() also accepts digits int() refuses, such as "²".
+            if layer.isascii() and layer.isdigit():
+                index = int(layer)
+                if index >= MAX_LAYERS:
+                    raise implausible(
+                        f"tensor {name!r} is in layer {index:,}; a model has at most "
+                        f"{MAX_LAYERS:,} layers"
+                    )
+                self.layer_bytes[index] = self.layer_bytes.get(index, 0) + size
                 return
         if name.startswith("token_embd."):
             self.input_bytes += size
@@ -414,26 +525,31 @@ class _TensorTotals:
 
 
 def _int(value: Any, default: int = 0) -> int:
-    """A metadata number as an int; anything else (absent, text, skipped) gives ``default``."""
+    """A metadata number as an int; anything else (absent, text, array, inf) gives ``default``."""
     if isinstance(value, bool) or not isinstance(value, int | float):
+        return default
+    if isinstance(value, float) and not math.isfinite(value):
         return default
     return int(value)
 
 
-def _per_layer(value: Any, n_layers: int, default: int) -> tuple[int, ...]:
+def _per_layer(value: Any, items: list[Any] | None, n_layers: int, default: int) -> tuple[int, ...]:
     """A per-layer hyperparameter stored either as one number or as an array per layer."""
-    if isinstance(value, list) and value:
-        items = [_int(v) for v in value[:n_layers]]
-        return tuple(items + [items[-1]] * (n_layers - len(items)))
+    if items:
+        values = [_int(v) for v in items[:n_layers]]
+        return tuple(values + [values[-1]] * (n_layers - len(values)))
     return (_int(value, default),) * n_layers
 
 
-def _swa_layers(meta: Mapping[str, Any], arch: str, n_layers: int, window: int) -> tuple[bool, ...]:
+def _swa_layers(
+    reader: _Reader, meta: Mapping[str, Any], arch: str, n_layers: int, window: int
+) -> tuple[bool, ...]:
     if window <= 0:
         return ()
     pattern = meta.get(f"{arch}.attention.sliding_window_pattern")
-    if isinstance(pattern, list) and pattern:
-        flags = [bool(v) for v in pattern[:n_layers]]
+    listed = reader.items(pattern)
+    if listed:
+        flags = [bool(v) for v in listed[:n_layers]]
         return tuple(flags + [False] * (n_layers - len(flags)))
     period = int(pattern) if isinstance(pattern, int) else SWA_PERIODS.get(arch)
     if period is None:
@@ -444,6 +560,7 @@ def _swa_layers(meta: Mapping[str, Any], arch: str, n_layers: int, window: int) 
 
 
 def _build(
+    reader: _Reader,
     meta: Mapping[str, Any],
     tensors: _TensorTotals,
     version: int,
@@ -454,22 +571,27 @@ def _build(
 ) -> GgufHeader:
     arch = str(meta.get("general.architecture") or "")
 
-    def number(key: str, default: int = 0) -> int:
+    def number(key: str, limit: int, default: int = 0) -> int:
         value = meta.get(f"{arch}.{key}")
-        if isinstance(value, list):
-            return max((_int(v) for v in value), default=default)
-        return _int(value, default)
+        items = reader.items(value)
+        if items is not None:
+            found = max((_int(v) for v in items), default=default)
+        else:
+            found = _int(value, default)
+        return _check_count(f"{arch}.{key}", found, limit)
 
-    n_layers = number("block_count")
-    n_embd = number("embedding_length")
-    n_head = number("attention.head_count")
+    n_layers = number("block_count", MAX_LAYERS)
+    n_embd = number("embedding_length", MAX_EMBEDDING)
+    n_head = number("attention.head_count", MAX_HEADS)
     head_kv = meta.get(f"{arch}.attention.head_count_kv", meta.get(f"{arch}.attention.head_count"))
-    n_head_kv = _per_layer(head_kv, n_layers, n_head)
+    n_head_kv = _per_layer(head_kv, reader.items(head_kv), n_layers, n_head)
+    for heads in n_head_kv:
+        _check_count(f"{arch}.attention.head_count_kv", heads, MAX_HEADS)
     head_dim = n_embd // n_head if n_head else 0
-    window = number("attention.sliding_window") or _FIXED_WINDOWS.get(arch, 0)
+    window = number("attention.sliding_window", MAX_CONTEXT) or _FIXED_WINDOWS.get(arch, 0)
     file_type = _int(meta.get("general.file_type"), -1)
     tokens = meta.get("tokenizer.ggml.tokens")
-    n_vocab = tokens.length if isinstance(tokens, _Skipped) else 0
+    n_vocab = tokens.length if isinstance(tokens, _Array) else 0
     return GgufHeader(
         version=version,
         architecture=arch,
@@ -478,16 +600,16 @@ def _build(
         file_type=file_type if file_type >= 0 else None,
         quant=_quant_name(file_type, tensors.elements_by_type),
         parameter_count=tensors.parameters,
-        context_length=number("context_length"),
+        context_length=number("context_length", MAX_CONTEXT),
         n_layers=n_layers,
         n_embd=n_embd,
         n_head=n_head,
         n_head_kv=n_head_kv,
-        head_dim_k=number("attention.key_length", head_dim),
-        head_dim_v=number("attention.value_length", head_dim),
-        n_vocab=n_vocab or number("vocab_size"),
+        head_dim_k=number("attention.key_length", MAX_HEAD_DIM, head_dim),
+        head_dim_v=number("attention.value_length", MAX_HEAD_DIM, head_dim),
+        n_vocab=n_vocab or number("vocab_size", MAX_ARRAY_LENGTH),
         sliding_window=window,
-        swa_layers=_swa_layers(meta, arch, n_layers, window),
+        swa_layers=_swa_layers(reader, meta, arch, n_layers, window),
         split_no=_int(meta.get("split.no")),
         split_count=_int(meta.get("split.count")),
         has_chat_template="tokenizer.chat_template" in meta,
@@ -520,30 +642,53 @@ def split_shard_paths(path: Path) -> list[Path] | None:
     if match is None:
         return None
     count = int(match["count"])
-    return [
-        path.parent / f"{match['stem']}-{i:05d}-of-{count:05d}.gguf" for i in range(1, count + 1)
-    ]
+    return [path.parent / split_shard_name(match["stem"], i, count) for i in range(1, count + 1)]
+
+
+def split_shard_name(stem: str, index: int, count: int) -> str:
+    """``<stem>-0000i-of-0000n.gguf``, as gguf-split names shard ``index`` (from 1)."""
+    return f"{stem}-{index:05d}-of-{count:05d}.gguf"
+
+
+# A problem lists this many missing shards by name and counts the rest.
+MAX_NAMED_SHARDS = 3
 
 
 def split_set_problem(
-    shards: Sequence[Path], headers: Mapping[Path, GgufHeader | None]
+    first: Path, count: int, headers: Mapping[Path, GgufHeader | None]
 ) -> str | None:
-    """Why the split set ``shards`` is unusable, given the headers read so far.
+    """Why the split set of ``count`` shards whose shard 1 is ``first`` is unusable.
 
-    ``headers`` maps each existing shard to its header (None: it could not be read; a
-    shard absent from the mapping is missing).
+    ``headers`` maps each existing shard (named as the set's) to its header (None: it
+    could not be read; a shard absent from the mapping is missing). The work is the shards
+    present plus a few, however many the names announce: a name is no reason to walk
+    99,999 files.
     """
-    missing = [p.name for p in shards if p not in headers]
-    if missing:
-        return f"split set incomplete: missing {', '.join(missing)}"
-    for index, shard in enumerate(shards):
+    match = SPLIT_NAME.match(first.name)
+    if match is None:
+        raise ValueError(f"{first.name} is not named like a split set")
+    stem = match["stem"]
+    missing = count - len(headers)
+    if missing > 0:
+        named: list[str] = []
+        index = 1  # each step is a present shard or a missing one named: few steps
+        while len(named) < MAX_NAMED_SHARDS and index <= count:
+            path = first.parent / split_shard_name(stem, index, count)
+            if path not in headers:
+                named.append(path.name)
+            index += 1
+        more = f" and {missing - len(named):,} more" if missing > len(named) else ""
+        return f"split set incomplete: missing {', '.join(named)}{more}"
+    for shard in sorted(headers, key=lambda p: p.name):
         header = headers[shard]
-        if header is None:
+        found = SPLIT_NAME.match(shard.name)
+        if header is None or found is None:
             continue
-        if header.split_count != len(shards) or header.split_no != index:
+        index = int(found["index"]) - 1
+        if header.split_count != count or header.split_no != index:
             return (
                 f"{shard.name} says it is shard {header.split_no + 1} of {header.split_count}, "
-                f"not {index + 1} of {len(shards)}: shards from different downloads?"
+                f"not {index + 1} of {count}: shards from different downloads?"
             )
     return None
 
@@ -561,7 +706,7 @@ def check_split_set(path: Path) -> list[Path]:
     for shard in shards:
         if shard.is_file():
             headers[shard] = read_header(shard)
-    problem = split_set_problem(shards, headers)
+    problem = split_set_problem(shards[0], len(shards), headers)
     if problem:
         raise GgufError(
             problem, path=shards[0], fix="download every shard of the set into the same folder"

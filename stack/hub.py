@@ -6,6 +6,8 @@ once when `huggingface_hub` is imported, too early for our `.env`.
 
 An empty `HF_TOKEN` means no token at all (`token=False`), never the token cached by
 `hf auth login`: the downloader only knows `HF_TOKEN`, and both must agree on who asks.
+Which endpoint may see the token is `Settings.hub_token`'s decision; beneath it,
+:func:`token_for` never lets it travel over plain http except to this machine.
 
 Every Hub failure becomes a `HubError` whose message says what to do. Note that
 `huggingface_hub` itself retries network errors and 5xx answers (about 20 s in all) before
@@ -14,12 +16,14 @@ one of them reaches us.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
 
 from stack.errors import LlmTuiError
 
@@ -212,15 +216,54 @@ def _entry(name: str, files: tuple[RemoteFile, ...], shards: int, path: str) -> 
     )
 
 
+# --- the token --------------------------------------------------------------------------
+
+
+def may_send_token(endpoint: str) -> bool:
+    """True for https, and for plain http to this machine only (a loopback mirror).
+
+    Anyone between here and a plain-http server can read the token off the wire.
+    """
+    parts = urlsplit(endpoint or DEFAULT_ENDPOINT)
+    if parts.scheme == "https":
+        return True
+    host = parts.hostname or ""
+    if parts.scheme != "http" or not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def token_for(endpoint: str, token: str) -> tuple[str, str | None]:
+    """The token to send to ``endpoint`` ("" for none) and why it is withheld, if it is."""
+    if not token or may_send_token(endpoint):
+        return token, None
+    return "", (
+        f"HF_TOKEN is not sent to {endpoint}: plain http can be read on the way; "
+        "use an https address, or a mirror on this machine"
+    )
+
+
 # --- the client -------------------------------------------------------------------------
 
 
 class Hub:
-    """Search and list GGUF repos on one Hub endpoint."""
+    """Search and list GGUF repos on one Hub endpoint.
 
-    def __init__(self, endpoint: str = "", token: str = "") -> None:
+    ``token_withheld`` says why the caller kept HF_TOKEN back (``Settings.hub_token_withheld``),
+    so that a refusal can say so; a token plain http may not carry is withheld here too.
+    """
+
+    def __init__(
+        self, endpoint: str = "", token: str = "", *, token_withheld: str | None = None
+    ) -> None:
         self.endpoint = (endpoint or DEFAULT_ENDPOINT).rstrip("/")
-        self.token = token
+        self.token, withheld = token_for(self.endpoint, token)
+        self.token_withheld = withheld or (None if self.token else token_withheld)
         self._api: HfApi | None = None
         self._api_lock = threading.Lock()
 
@@ -306,6 +349,7 @@ class Hub:
             exc,
             endpoint=self.endpoint,
             has_token=bool(self.token),
+            token_withheld=self.token_withheld,
             repo_id=repo_id,
             filename=filename,
             revision=revision,
@@ -367,7 +411,11 @@ def _summary(model: Any) -> RepoSummary:
 
 
 def hub_from_settings(settings: Settings) -> Hub:
-    return Hub(endpoint=settings.hf_endpoint, token=settings.hub_token)
+    return Hub(
+        endpoint=settings.hf_endpoint,
+        token=settings.hub_token,
+        token_withheld=settings.hub_token_withheld,
+    )
 
 
 # --- errors -----------------------------------------------------------------------------
@@ -378,6 +426,7 @@ def map_hub_exception(
     *,
     endpoint: str,
     has_token: bool,
+    token_withheld: str | None = None,
     repo_id: str | None = None,
     filename: str | None = None,
     revision: str | None = None,
@@ -394,6 +443,7 @@ def map_hub_exception(
             headers.get("X-Error-Code"),
             endpoint=endpoint,
             has_token=has_token,
+            token_withheld=token_withheld,
             repo_id=repo_id or getattr(exc, "repo_id", None),
             filename=filename,
             revision=revision,
@@ -429,14 +479,33 @@ def http_error(
     *,
     endpoint: str,
     has_token: bool,
+    token_withheld: str | None = None,
     repo_id: str | None = None,
     filename: str | None = None,
     revision: str | None = None,
     retry_after: str | None = None,
 ) -> HubError:
-    """A `HubError` for an error answer, from its status and the Hub's ``X-Error-Code``."""
+    """A `HubError` for an error answer, from its status and the Hub's ``X-Error-Code``.
+
+    ``token_withheld`` (why HF_TOKEN was not sent) turns an answer a token might change
+    into that reason, so nobody replaces a good token that never left this machine.
+    """
     repo = repo_id or "this repo"
     repo_url = f"{endpoint}/{repo_id}" if repo_id else endpoint
+    withheld = token_withheld if not has_token else None
+    if withheld and code == "GatedRepo":
+        return HubError(
+            f"{repo} is gated (accept its license at {repo_url}), and HF_TOKEN was withheld",
+            fix=withheld,
+            status=status,
+        )
+    if withheld and (code == "RepoNotFound" or status in (401, 403)):
+        return HubError(
+            f"{endpoint} did not show {repo} ({status}): it is missing or private, "
+            "and HF_TOKEN was withheld",
+            fix=f"check the name; {withheld}",
+            status=status,
+        )
     if code == "GatedRepo":
         if has_token:
             return HubError(

@@ -17,6 +17,7 @@ from typing import Any
 
 from stack import gguf
 from stack.atomic import write_atomic
+from stack.engine_errors import SPLIT_NAME
 from stack.errors import LlmTuiError
 
 # Bump when GgufHeader's fields or the entry layout change: older caches are then ignored.
@@ -215,33 +216,49 @@ def _read(path: Path, size: int, mtime_ns: int) -> _FileInfo:
         return _FileInfo(size, mtime_ns, None, exc.reason)
 
 
-def _groups(infos: Mapping[str, _FileInfo]) -> list[list[str]]:
-    """Relative paths grouped per model: a split set's expected shards, in order."""
-    seen: set[str] = set()
-    groups: list[list[str]] = []
+@dataclass(frozen=True)
+class _Group:
+    """One model's files: shard 1's path (present or not), the set's size, those present."""
+
+    first: str
+    count: int
+    present: tuple[str, ...]
+
+
+def _groups(infos: Mapping[str, _FileInfo]) -> list[_Group]:
+    """Relative paths grouped per model, split set shards in order.
+
+    Built from the files present: a name announcing 99,999 shards costs no more than any
+    other. A name whose index is not within its count is a file of its own.
+    """
+    sets: dict[tuple[str, str, int], list[str]] = {}
+    groups: list[_Group] = []
     for relative in sorted(infos):
-        if relative in seen:
+        pure = PurePosixPath(relative)
+        match = SPLIT_NAME.match(pure.name)
+        count = int(match["count"]) if match else 0
+        if match is None or not 1 <= int(match["index"]) <= count or count < 2:
+            groups.append(_Group(relative, 1, (relative,)))
             continue
-        shards = gguf.split_shard_paths(Path(relative))
-        group = [p.as_posix() for p in shards] if shards else [relative]
-        seen.update(group)
-        groups.append(group)
+        sets.setdefault((str(pure.parent), match["stem"], count), []).append(relative)
+    for (parent, stem, count), present in sets.items():
+        first = (PurePosixPath(parent) / gguf.split_shard_name(stem, 1, count)).as_posix()
+        groups.append(_Group(first, count, tuple(sorted(present))))
     return groups
 
 
-def _model(root: Path, group: list[str], infos: Mapping[str, _FileInfo]) -> LocalModel:
-    present = [r for r in group if r in infos]
-    files = [infos[r] for r in present]
+def _model(root: Path, group: _Group, infos: Mapping[str, _FileInfo]) -> LocalModel:
+    files = [infos[r] for r in group.present]
     headers = [f.header for f in files if f.header is not None]
     broken = _problem(group, infos)
-    if len(group) > 1 and headers:
+    if group.count > 1 and headers:
         header: gguf.GgufHeader | None = gguf.combine_shards(headers)
     else:
         header = headers[0] if headers else None
     return LocalModel(
-        relative_path=group[0],
-        path=root / group[0],
-        shards=tuple(present),
+        relative_path=group.first,
+        path=root / group.first,
+        shards=group.present,
         size=sum(f.size for f in files),
         mtime_ns=max(f.mtime_ns for f in files),
         header=header,
@@ -249,9 +266,9 @@ def _model(root: Path, group: list[str], infos: Mapping[str, _FileInfo]) -> Loca
     )
 
 
-def _problem(group: list[str], infos: Mapping[str, _FileInfo]) -> str:
-    if len(group) == 1:
-        info = infos[group[0]]
+def _problem(group: _Group, infos: Mapping[str, _FileInfo]) -> str:
+    if group.count == 1:
+        info = infos[group.first]
         if info.error:
             return info.error
         header = info.header
@@ -261,13 +278,13 @@ def _problem(group: list[str], infos: Mapping[str, _FileInfo]) -> str:
                 "but its name lacks the -0000N-of-0000M part llama.cpp needs"
             )
         return ""
-    headers = {Path(r): infos[r].header for r in group if r in infos}
-    problem = gguf.split_set_problem([Path(r) for r in group], headers)
+    headers = {Path(r): infos[r].header for r in group.present}
+    problem = gguf.split_set_problem(Path(group.first), group.count, headers)
     if problem:
         return problem
-    for index, relative in enumerate(group, start=1):
+    for index, relative in enumerate(group.present, start=1):
         if infos[relative].error:
-            return f"shard {index} of {len(group)}: {infos[relative].error}"
+            return f"shard {index} of {group.count}: {infos[relative].error}"
     return ""
 
 

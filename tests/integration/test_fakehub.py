@@ -359,6 +359,42 @@ def test_corrupt_byte_at_flips_exactly_one_byte(
     assert ranged.content[0] == BIG[offset - 1] and ranged.content[2:] == BIG[offset + 1 :]
 
 
+def test_ignore_range_answers_200_with_the_whole_body(
+    hub: FakeHub, http: httpx.Client, big_repo: str
+) -> None:
+    hub.faults.ignore_range = True
+    answer = http.get(_file_url(hub, big_repo, GGUF), headers={"Range": "bytes=10-19"})
+    assert (answer.status_code, answer.content) == (200, BIG)
+    assert "Content-Range" not in answer.headers
+    assert hub.requests[-1].range == "bytes=10-19"
+    hub.reset_faults()
+    assert (
+        http.get(_file_url(hub, big_repo, GGUF), headers={"Range": "bytes=10-19"}).content
+        == (BIG[10:20])
+    )
+
+
+def test_overrun_bytes_sends_more_than_the_file(hub: FakeHub, big_repo: str) -> None:
+    # A client of its own: the server hangs up after an overrun without saying so first,
+    # and a kept-alive connection would be reused after that.
+    hub.faults.overrun_bytes = 1000
+    url = _file_url(hub, big_repo, GGUF)
+    with httpx.Client() as http:
+        answer = http.get(url, headers={"Range": "bytes=0-99"})
+    assert answer.headers.get("Transfer-Encoding") == "chunked"
+    assert "Content-Length" not in answer.headers
+    assert answer.content == BIG[:100] + bytes(1000)
+    # -1 never ends: a client must stop reading on its own.
+    hub.faults.overrun_bytes = -1
+    received = 0
+    with httpx.Client() as http, http.stream("GET", url) as endless:
+        for chunk in endless.iter_raw():
+            received += len(chunk)
+            if received > 4 * len(BIG):
+                break
+    assert received > 4 * len(BIG)
+
+
 def test_delay_per_chunk_slows_the_body(hub: FakeHub, http: httpx.Client, big_repo: str) -> None:
     hub.faults.delay_per_chunk = 0.05
     started = time.monotonic()

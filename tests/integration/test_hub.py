@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+import tracemalloc
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import httpx2
 import pytest
 from huggingface_hub import hf_hub_download
 from huggingface_hub.errors import GatedRepoError
 
+from stack.errors import LlmTuiError
+from stack.gguf import GgufError, read_header
 from stack.hub import (
     Hub,
     HubError,
@@ -19,11 +23,13 @@ from stack.hub import (
     http_error,
     hub_from_settings,
     map_hub_exception,
+    may_send_token,
     parse_quant,
 )
-from stack.settings import load_settings
+from stack.remote_header import FIRST_PREFIX, fetch_header, fetch_repo_shape
+from stack.settings import Settings, load_settings
 from tests.support.fakehub import FakeHub, make_payload
-from tests.support.gguf_factory import write_split_set, write_tiny_model
+from tests.support.gguf_factory import STRING, U64, craft_header, write_split_set, write_tiny_model
 
 pytestmark = pytest.mark.integration
 
@@ -265,7 +271,219 @@ def test_hub_from_settings_defaults_to_huggingface_co(tmp_path: Path) -> None:
     env = tmp_path / ".env"
     env.write_text("HF_TOKEN=hf_abc\n")
     hub = hub_from_settings(load_settings(env))
-    assert (hub.endpoint, hub.token) == ("https://huggingface.co", "hf_abc")
+    assert (hub.endpoint, hub.token, hub.token_withheld) == (
+        "https://huggingface.co",
+        "hf_abc",
+        None,
+    )
     env.write_text("HF_ENDPOINT=http://mirror.local:8080/\n")
     mirror = hub_from_settings(load_settings(env))
-    assert (mirror.endpoint, mirror.token) == ("http://mirror.local:8080", "")
+    assert (mirror.endpoint, mirror.token, mirror.token_withheld) == (
+        "http://mirror.local:8080",
+        "",
+        None,  # no token to withhold
+    )
+
+
+# -- HF_TOKEN: only where it may go ---------------------------------------------------------------
+
+SECRET = "hf_secret_token"
+
+
+def _settings(tmp_path: Path, endpoint: str, *, trust: bool) -> Settings:
+    env = tmp_path / ".env"
+    trusted = "HF_TRUST_ENDPOINT=true\n" if trust else ""
+    env.write_text(f"HF_TOKEN={SECRET}\nHF_ENDPOINT={endpoint}\n{trusted}")
+    return load_settings(env)
+
+
+def _authorizations(fake: FakeHub) -> set[str | None]:
+    return {r.headers.get("authorization") for r in fake.requests}
+
+
+def test_the_token_stays_home_from_an_untrusted_mirror(fake: FakeHub, tmp_path: Path) -> None:
+    fake.allowed_tokens.add(SECRET)
+    fake.add_repo("acme/private-GGUF", {"p-Q4_K_M.gguf": b"GGUF"}, private=True)
+    fake.add_repo("meta/gated-GGUF", {"g-Q4_K_M.gguf": b"GGUF" + bytes(60)}, gated=True)
+    settings = _settings(tmp_path, fake.url, trust=False)
+    hub = hub_from_settings(settings)
+    assert hub.token == "" and hub.token_withheld == settings.hub_token_withheld is not None
+
+    with pytest.raises(HubError) as private:
+        hub.list_gguf_files("acme/private-GGUF")
+    assert private.value.message == (
+        f"{fake.url} did not show acme/private-GGUF (404): it is missing or private, "
+        "and HF_TOKEN was withheld"
+    )
+    assert private.value.fix == f"check the name; {settings.hub_token_withheld}"
+
+    gated = hub.list_gguf_files("meta/gated-GGUF")
+    with pytest.raises(HubError) as refused:
+        fetch_header(
+            settings.hf_endpoint,
+            settings.hub_token,
+            "meta/gated-GGUF",
+            gated.commit,
+            "g-Q4_K_M.gguf",
+            64,
+            token_withheld=settings.hub_token_withheld,
+        )
+    assert refused.value.message == (
+        f"meta/gated-GGUF is gated (accept its license at {fake.url}/meta/gated-GGUF), "
+        "and HF_TOKEN was withheld"
+    )
+    assert refused.value.fix == settings.hub_token_withheld
+    # The fake Hub logs every request's headers: none carried the token.
+    assert len(fake.requests) >= 3
+    assert _authorizations(fake) == {None}
+
+
+def test_the_token_goes_to_a_trusted_mirror_on_this_machine(fake: FakeHub, tmp_path: Path) -> None:
+    fake.allowed_tokens.add(SECRET)
+    model = write_tiny_model(tmp_path / "p.gguf").read_bytes()
+    fake.add_repo("acme/private-GGUF", {"p-Q4_K_M.gguf": model}, private=True)
+    settings = _settings(tmp_path, fake.url, trust=True)
+    hub = hub_from_settings(settings)
+    assert (hub.token, hub.token_withheld) == (SECRET, None)
+
+    listing = hub.list_gguf_files("acme/private-GGUF")
+    shape = fetch_repo_shape(settings.hf_endpoint, settings.hub_token, listing)
+    assert shape is not None and shape.n_layers == 2
+    assert _authorizations(fake) == {f"Bearer {SECRET}"}
+
+
+def test_the_token_never_travels_over_plain_http_to_another_host(tmp_path: Path) -> None:
+    for endpoint in (
+        "http://127.0.0.1:8080",
+        "http://127.8.9.10",
+        "http://localhost:1",
+        "http://[::1]:8080",
+        "https://mirror.example",
+        "https://huggingface.co",
+    ):
+        assert may_send_token(endpoint), endpoint
+    for endpoint in (
+        "http://mirror.example",
+        "http://10.0.0.2:8080",
+        "http://127.0.0.1.example",
+        "http://[::2]",
+        "ftp://127.0.0.1",
+        "http://",
+        "mirror.example",
+    ):
+        assert not may_send_token(endpoint), endpoint  # fmt: skip
+    # Trusted or not, plain http to another machine gets no token, and says why.
+    settings = _settings(tmp_path, "http://mirror.example:8080", trust=True)
+    assert settings.hub_token == SECRET
+    hub = hub_from_settings(settings)
+    assert hub.token == ""
+    assert hub.token_withheld == (
+        "HF_TOKEN is not sent to http://mirror.example:8080: plain http can be read on the way; "
+        "use an https address, or a mirror on this machine"
+    )
+    https = hub_from_settings(_settings(tmp_path, "https://mirror.example", trust=True))
+    assert (https.token, https.token_withheld) == (SECRET, None)
+
+
+def test_refusals_with_a_withheld_token_say_so() -> None:
+    kw = {"endpoint": "http://m", "repo_id": "a/b", "token_withheld": "HF_TOKEN is not sent"}
+    gated = http_error(401, "GatedRepo", has_token=False, **kw)
+    assert (
+        gated.message
+        == "a/b is gated (accept its license at http://m/a/b), and HF_TOKEN was withheld"
+    )
+    assert gated.fix == "HF_TOKEN is not sent"
+    for status in (401, 403):
+        refused = http_error(status, None, has_token=False, **kw)
+        assert refused.message.endswith("and HF_TOKEN was withheld")
+        assert refused.status == status
+    # A token that was sent is the one to blame; other answers are unchanged.
+    assert http_error(401, None, has_token=True, **kw).message.startswith("HF_TOKEN was refused")
+    assert (
+        http_error(503, None, has_token=False, **kw).message == "http://m had a server error (503)"
+    )
+
+
+# -- the remote header read ---------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+def _peak(call: Callable[[], T]) -> tuple[T, int]:
+    """What ``call`` returns and the most memory held meanwhile, every thread counted."""
+    tracemalloc.start()
+    try:
+        result = call()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def _file_get(fake: FakeHub, name: str) -> list[int]:
+    return [r.status for r in fake.requests if r.method == "GET" and r.file and r.file[1] == name]
+
+
+def _warm_up(fake: FakeHub, commit: str, size: int) -> None:
+    """One read while the server behaves: imports and caches are not what is measured."""
+    fetch_header(fake.url, "", "acme/m-GGUF", commit, "m-Q4_K_M.gguf", size)
+
+
+def test_a_server_ignoring_range_costs_only_the_prefix(fake: FakeHub, tmp_path: Path) -> None:
+    # The header sits in the first 0.3 MB of a 16 MB file that the server sends whole.
+    path = write_tiny_model(tmp_path / "m.gguf")
+    with path.open("ab") as handle:
+        handle.write(bytes(4 * FIRST_PREFIX - path.stat().st_size))
+    data = path.read_bytes()
+    fake.add_repo("acme/m-GGUF", {"m-Q4_K_M.gguf": data})
+    commit = fake.repo("acme/m-GGUF").sha
+    _warm_up(fake, commit, len(data))
+    fake.faults.ignore_range = True
+
+    header, peak = _peak(
+        lambda: fetch_header(fake.url, "", "acme/m-GGUF", commit, "m-Q4_K_M.gguf", len(data))
+    )
+
+    assert header == read_header(path)
+    assert _file_get(fake, "m-Q4_K_M.gguf") == [206, 200]  # then Range was ignored
+    # The prefix (4 MiB) and a chunk or two; reading the whole answer held 16 MiB and more.
+    assert peak < 2 * FIRST_PREFIX, f"{peak:,} bytes"
+
+
+def test_a_body_that_never_ends_is_read_to_the_prefix_only(fake: FakeHub, tmp_path: Path) -> None:
+    path = write_tiny_model(tmp_path / "m.gguf")
+    data = path.read_bytes()
+    fake.add_repo("acme/m-GGUF", {"m-Q4_K_M.gguf": data})
+    commit = fake.repo("acme/m-GGUF").sha
+    _warm_up(fake, commit, len(data))
+    fake.faults.ignore_range = True
+    fake.faults.overrun_bytes = -1  # chunked, no length, forever
+
+    header, peak = _peak(
+        lambda: fetch_header(fake.url, "", "acme/m-GGUF", commit, "m-Q4_K_M.gguf", len(data))
+    )
+
+    assert header == read_header(path)
+    assert _file_get(fake, "m-Q4_K_M.gguf") == [206, 200]
+    assert peak < 4 * len(data) + 2**20, f"{peak:,} bytes"
+
+
+def test_a_crafted_header_on_the_hub_is_a_problem_of_that_repo_only(
+    fake: FakeHub, hub: Hub, tmp_path: Path
+) -> None:
+    crafted = craft_header(
+        [("general.architecture", STRING, "llama"), ("llama.block_count", U64, 2**40)]
+    )
+    fake.add_repo("evil/m-GGUF", {"sub/m-Q4_K_M.gguf": crafted})
+    fake.add_repo(
+        "good/m-GGUF", {"m-Q4_K_M.gguf": write_tiny_model(tmp_path / "m.gguf").read_bytes()}
+    )
+
+    with pytest.raises(GgufError) as raised:
+        fetch_repo_shape(hub.endpoint, "", hub.list_gguf_files("evil/m-GGUF"))
+    assert isinstance(raised.value, LlmTuiError)  # what the Hugging Face screen shows
+    assert raised.value.message == (
+        "sub/m-Q4_K_M.gguf: not a plausible GGUF: llama.block_count 1,099,511,627,776 "
+        "is more than 4,096"
+    )
+    shape = fetch_repo_shape(hub.endpoint, "", hub.list_gguf_files("good/m-GGUF"))
+    assert shape is not None and shape.n_layers == 2

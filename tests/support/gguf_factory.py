@@ -490,6 +490,84 @@ def write_not_gguf(path: Path) -> Path:
     return path
 
 
+# Raw GGUF value types, for headers built byte by byte (see craft_header).
+U8, I8, U16, I16, U32, I32, F32, BOOL, STRING, ARRAY, U64, I64, F64 = range(13)
+
+
+@dataclass(frozen=True)
+class RawArray:
+    """A metadata array for :func:`craft_header`; ``length`` may claim more than ``items``."""
+
+    item_type: int
+    items: Sequence[Any] = ()
+    length: int | None = None
+
+
+@dataclass(frozen=True)
+class RawString:
+    """A metadata string for :func:`craft_header`; ``length`` may claim more than ``text``."""
+
+    text: str = ""
+    length: int | None = None
+
+
+@dataclass(frozen=True)
+class RawTensor:
+    """A tensor info for :func:`craft_header`; ``n_dims`` may claim more than ``dims``."""
+
+    name: str
+    dims: Sequence[int] = (32,)
+    ggml_type: int = 0
+    offset: int = 0
+    n_dims: int | None = None
+
+
+def _raw_string(value: str | RawString) -> bytes:
+    raw = RawString(value) if isinstance(value, str) else value
+    data = raw.text.encode()
+    return struct.pack("<Q", len(data) if raw.length is None else raw.length) + data
+
+
+def _raw_value(vtype: int, value: Any) -> bytes:
+    if vtype == STRING:
+        return _raw_string(value)
+    if vtype == ARRAY:
+        array: RawArray = value
+        length = len(array.items) if array.length is None else array.length
+        head = struct.pack("<IQ", array.item_type, length)
+        return head + b"".join(_raw_value(array.item_type, item) for item in array.items)
+    return struct.pack("<" + _SCALARS[vtype], value)
+
+
+def craft_header(
+    metadata: Sequence[tuple[str, int, Any]] = (),
+    tensors: Sequence[RawTensor] = (),
+    *,
+    version: int = 3,
+    kv_count: int | None = None,
+    tensor_count: int | None = None,
+    pad_to: int = 0,
+) -> bytes:
+    """A GGUF header written byte by byte, so it can say what no writer would.
+
+    ``metadata`` is (key, GGUF value type, value): a scalar, a str or :class:`RawString`
+    for STRING, a :class:`RawArray` for ARRAY. The counts default to the real ones;
+    ``pad_to`` appends zero bytes up to that length (tensor data, or more header to walk).
+    """
+    out = bytearray(GGUF_MAGIC)
+    out += struct.pack("<I", version)
+    out += struct.pack("<Q", len(tensors) if tensor_count is None else tensor_count)
+    out += struct.pack("<Q", len(metadata) if kv_count is None else kv_count)
+    for key, vtype, value in metadata:
+        out += _raw_string(key) + struct.pack("<I", vtype) + _raw_value(vtype, value)
+    for tensor in tensors:
+        n_dims = len(tensor.dims) if tensor.n_dims is None else tensor.n_dims
+        out += _raw_string(tensor.name) + struct.pack("<I", n_dims)
+        out += struct.pack(f"<{len(tensor.dims)}Q", *tensor.dims)
+        out += struct.pack("<IQ", tensor.ggml_type, tensor.offset)
+    return bytes(out) + bytes(max(0, pad_to - len(out)))
+
+
 def write_big_vocab_header(
     path: Path,
     n_vocab: int = 150_000,
@@ -523,8 +601,20 @@ def write_big_vocab_header(
 
 
 __all__: Sequence[str] = (
+    "ARRAY",
+    "BOOL",
     "CHATML_TEMPLATE",
+    "F32",
     "GGUF_MAGIC",
+    "I32",
+    "STRING",
+    "U8",
+    "U32",
+    "U64",
+    "RawArray",
+    "RawString",
+    "RawTensor",
+    "craft_header",
     "data_offset",
     "read_metadata",
     "split_shard_names",

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stack.fit import (
     CUDA_OVERHEAD,
     GIB,
+    KV_BYTES_PER_ELEMENT,
+    MAX_CTX,
+    N_UBATCH,
     FitError,
+    FitEstimate,
     ModelShape,
     Verdict,
     estimate,
 )
-from stack.gguf import read_header
+from stack.gguf import MAX_LAYERS, read_header
 from tests.support.gguf_factory import write_big_vocab_header, write_tiny_model
 
 pytestmark = pytest.mark.unit
@@ -187,3 +195,147 @@ def test_bad_settings_are_explained() -> None:
     )
     with pytest.raises(FitError, match="no context length"):
         estimate(no_context, ctx=0)
+
+
+# -- cost: linear in layers, the same numbers as the straightforward sum ----------------------
+
+
+def _reference(
+    shape: ModelShape,
+    *,
+    ctx: int,
+    kv_cache_type: str,
+    parallel: int,
+    gpu_layers: str | int,
+    free_vram: int | None,
+) -> FitEstimate:
+    """The estimate written the plain way: every breakdown sums over its blocks again."""
+    per_element = KV_BYTES_PER_ELEMENT[kv_cache_type]
+    total_layers = shape.n_layers + 1
+    requested = total_layers if gpu_layers in ("auto", "all") else int(gpu_layers)
+    requested = max(0, min(requested, total_layers))
+
+    def parts(layers: int, ctx: int) -> tuple[int, int, int]:
+        cells = -(-ctx // 256) * 256
+        swa_cells = min(cells, shape.sliding_window * parallel + N_UBATCH)
+        weights = shape.output_bytes if layers >= 1 else 0
+        kv = 0.0
+        for block in range(shape.n_layers - max(0, layers - 1), shape.n_layers):
+            weights += shape.layer_bytes[block]
+            windowed = block < len(shape.swa_layers) and shape.swa_layers[block]
+            heads = shape.kv_heads[block] if block < len(shape.kv_heads) else 0
+            width = heads * (shape.head_dim_k + shape.head_dim_v)
+            kv += (swa_cells if windowed else cells) * width * per_element
+        compute = N_UBATCH * (4 * (shape.n_vocab + 4 * shape.n_embd) + 2 * cells)
+        return weights, round(kv), compute
+
+    def total(layers: int, ctx: int) -> int:
+        return sum(parts(layers, ctx)) + CUDA_OVERHEAD
+
+    def best_ctx(free: int) -> int | None:
+        fitting = [
+            steps
+            for steps in range(1, (shape.context_length or MAX_CTX) // 256 + 1)
+            if total(total_layers, steps * 256) <= free
+        ]
+        return max(fitting) * 256 if fitting else None
+
+    def result(verdict: Verdict, layers: int) -> FitEstimate:
+        weights, kv, compute = parts(layers, ctx)
+        return FitEstimate(
+            verdict, layers, total_layers, requested, ctx, weights, kv, compute, CUDA_OVERHEAD,
+            free_vram, best_ctx(free_vram) if free_vram is not None else None,
+        )  # fmt: skip
+
+    if free_vram is None:
+        return result(Verdict.UNKNOWN, requested)
+    if total(requested, ctx) <= free_vram:
+        return result(Verdict.FITS if requested == total_layers else Verdict.PARTIAL, requested)
+    for layers in range(requested - 1, 0, -1):
+        if total(layers, ctx) <= free_vram:
+            return result(Verdict.PARTIAL, layers)
+    return result(Verdict.NO_FIT, requested)
+
+
+@st.composite
+def _shapes(draw: st.DrawFn) -> ModelShape:
+    n = draw(st.integers(1, 40))
+    return ModelShape(
+        layer_bytes=tuple(draw(st.lists(st.integers(0, 2**32), min_size=n, max_size=n))),
+        output_bytes=draw(st.integers(0, 2**32)),
+        n_embd=draw(st.integers(0, 16384)),
+        n_vocab=draw(st.integers(0, 300_000)),
+        # Shorter per-layer lists than layers happen (a block without attention data).
+        kv_heads=tuple(draw(st.lists(st.integers(0, 64), max_size=n))),
+        head_dim_k=draw(st.integers(0, 512)),
+        head_dim_v=draw(st.integers(0, 512)),
+        sliding_window=draw(st.integers(0, 8192)),
+        swa_layers=tuple(draw(st.lists(st.booleans(), max_size=n))),
+        context_length=draw(st.sampled_from([0, 512, 4096, 8192, 32768])),
+    )
+
+
+@given(
+    shape=_shapes(),
+    ctx=st.integers(1, 32768),
+    kv_cache_type=st.sampled_from(sorted(KV_BYTES_PER_ELEMENT)),
+    parallel=st.integers(1, 8),
+    gpu_layers=st.one_of(st.sampled_from(["auto", "all"]), st.integers(0, 45)),
+    free_vram=st.one_of(st.none(), st.integers(0, 64 * GIB)),
+)
+@settings(max_examples=300, deadline=None)
+def test_estimate_equals_the_plain_sum(
+    shape: ModelShape,
+    ctx: int,
+    kv_cache_type: str,
+    parallel: int,
+    gpu_layers: str | int,
+    free_vram: int | None,
+) -> None:
+    options = {
+        "ctx": ctx,
+        "kv_cache_type": kv_cache_type,
+        "parallel": parallel,
+        "gpu_layers": gpu_layers,
+        "free_vram": free_vram,
+    }
+    assert estimate(shape, **options) == _reference(shape, **options)  # type: ignore[arg-type]
+
+
+class _CountedReads(Sequence[Any]):
+    """A per-layer tuple that counts how many items are read from it."""
+
+    def __init__(self, items: Sequence[Any], counter: list[int]) -> None:
+        self._items = tuple(items)
+        self._counter = counter
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __getitem__(self, index: Any) -> Any:
+        self._counter[0] += 1
+        return self._items[index]
+
+
+def test_an_estimate_reads_each_layer_a_few_times_at_the_most_layers_a_header_has() -> None:
+    n = MAX_LAYERS
+    reads = [0]
+    shape = ModelShape(
+        layer_bytes=_CountedReads([100_000_000] * n, reads),  # type: ignore[arg-type]
+        output_bytes=500_000_000,
+        n_embd=8192,
+        n_vocab=128_000,
+        kv_heads=_CountedReads([8] * n, reads),  # type: ignore[arg-type]
+        head_dim_k=128,
+        head_dim_v=128,
+        sliding_window=4096,
+        swa_layers=_CountedReads([i % 2 == 0 for i in range(n)], reads),  # type: ignore[arg-type]
+        context_length=131_072,
+    )
+    # Too little memory for more than a few blocks: the search walks down every layer count.
+    # Head + compute + overhead = 1_213_451_110 of 2 GiB leaves 934_032_538; the last block
+    # (full attention) costs 133_554_432, the one before (windowed) 118_874_368: 7 blocks.
+    fit = estimate(shape, ctx=8192, gpu_layers="all", free_vram=2 * GIB)
+    assert (fit.verdict, fit.gpu_layers) == (Verdict.PARTIAL, 8)
+    # Three per-layer lists read once each; the sum redone per layer count read ~25 million.
+    assert reads[0] <= 3 * n, reads[0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,9 @@ import pytest
 from stack import gguf, library
 from stack.library import LibraryError, LocalModel, delete_model, scan_library
 from tests.support.gguf_factory import (
+    STRING,
+    U64,
+    craft_header,
     write_not_gguf,
     write_split_set,
     write_tiny_model,
@@ -104,6 +108,50 @@ def test_broken_shard_and_foreign_shard(tmp_path: Path, cache: Path) -> None:
     found = _by_path(scan_library(root, cache_path=cache))
     assert found["set-00001-of-00002.gguf"].broken.startswith("shard 2 of 2: the file is ")
     assert "lacks the -0000N-of-0000M part" in found[renamed.name].broken
+
+
+def test_crafted_files_are_listed_as_broken_and_the_scan_goes_on(
+    tmp_path: Path, cache: Path
+) -> None:
+    root = tmp_path / "models"
+    write_tiny_model(root / "good.gguf", name="good")
+    # A header claiming 2^40 layers raised MemoryError and failed the whole scan.
+    (root / "layers.gguf").write_bytes(
+        craft_header([("general.architecture", STRING, "llama"), ("llama.block_count", U64, 2**40)])
+    )
+    # A name whose shard index is past its count left an empty group: ValueError from max().
+    write_tiny_model(root / "odd-00005-of-00003.gguf", name="odd")
+    # A name announcing 99,999 shards walked them all (1.2 s, 39 MB) and listed every name.
+    write_tiny_model(root / "many-00001-of-99999.gguf", name="many")
+
+    tracemalloc.start()
+    try:
+        found = _by_path(scan_library(root, cache_path=cache))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+    assert sorted(found) == [
+        "good.gguf",
+        "layers.gguf",
+        "many-00001-of-99999.gguf",
+        "odd-00005-of-00003.gguf",
+    ]
+    assert found["good.gguf"].usable
+    layers = found["layers.gguf"]
+    assert layers.header is None
+    assert (
+        layers.broken
+        == "not a plausible GGUF: llama.block_count 1,099,511,627,776 is more than 4,096"
+    )
+    assert found["odd-00005-of-00003.gguf"].usable  # not a member of a set: a file of its own
+    many = found["many-00001-of-99999.gguf"]
+    assert many.shards == ("many-00001-of-99999.gguf",)
+    assert many.broken == (
+        "split set incomplete: missing many-00002-of-99999.gguf, many-00003-of-99999.gguf, "
+        "many-00004-of-99999.gguf and 99,995 more"
+    )
+    assert peak < 4 * 2**20, f"{peak:,} bytes"
 
 
 def test_symlinked_folders_are_followed_once(models: Path, cache: Path) -> None:
