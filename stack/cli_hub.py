@@ -26,7 +26,14 @@ def remote_header(settings: Settings, repo: str, quant: str) -> tuple[Any, str]:
     hub = _hub(settings)
     listing = hub.list_gguf_files(repo)
     entry = pick_entry(listing, quant)
-    header = fetch_entry_header(hub.endpoint, settings.hub_token, repo, listing.commit, entry)
+    header = fetch_entry_header(
+        hub.endpoint,
+        settings.hub_token,
+        repo,
+        listing.commit,
+        entry,
+        token_withheld=settings.hub_token_withheld,
+    )
     return header, f"{repo}:{entry.quant} ({entry.name})"
 
 
@@ -97,7 +104,12 @@ def cmd_files(args: argparse.Namespace) -> int:
     shape = None
     if not args.no_fit and listing.models:
         try:
-            shape = fetch_repo_shape(settings.hf_endpoint, settings.hub_token, listing)
+            shape = fetch_repo_shape(
+                settings.hf_endpoint,
+                settings.hub_token,
+                listing,
+                token_withheld=settings.hub_token_withheld,
+            )
         except LlmTuiError as exc:
             print(f"(no fit estimate: {exc.message})", file=sys.stderr)
     rows = []

@@ -91,7 +91,14 @@ from stack.download_parts import (
     write_error,
     write_sidecar,
 )
-from stack.hub import DEFAULT_ENDPOINT, HubError, RemoteFile, http_error, network_error
+from stack.hub import (
+    DEFAULT_ENDPOINT,
+    HubError,
+    RemoteFile,
+    http_error,
+    network_error,
+    token_for,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -127,6 +134,7 @@ class Downloader:
         *,
         endpoint: str = "",
         token: str = "",
+        token_withheld: str | None = None,
         concurrency: int = 1,
         bandwidth_limit: int | None = None,
         state_dir: Path | None = None,
@@ -139,7 +147,9 @@ class Downloader:
     ) -> None:
         """Downloads into ``models_dir`` from ``endpoint`` (default https://huggingface.co).
 
-        ``token`` is sent as ``Authorization: Bearer`` (empty: none). ``bandwidth_limit`` is
+        ``token`` is sent as ``Authorization: Bearer`` (empty: none; never over plain http to
+        another machine), ``token_withheld`` says why the caller kept it back (an answer that
+        a token would change then says so). ``bandwidth_limit`` is
         in bytes per second, shared by all jobs. ``state_dir`` holds the sidecars (default:
         beside each ``.part``). ``free_space`` reports free bytes for a folder (tests inject
         a small disk); ``transport`` replaces httpx's network transport (tests); ``clock``
@@ -149,7 +159,8 @@ class Downloader:
             raise ValueError("concurrency must be at least 1")
         self.models_dir = Path(models_dir).absolute()
         self.endpoint = (endpoint or DEFAULT_ENDPOINT).rstrip("/")
-        self.token = token
+        self.token, withheld_here = token_for(self.endpoint, token)
+        self.token_withheld = token_withheld or withheld_here
         self.concurrency = concurrency
         self.state_dir = Path(state_dir).absolute() if state_dir is not None else None
         self.on_progress = on_progress
@@ -172,7 +183,11 @@ class Downloader:
     @classmethod
     def from_settings(cls, settings: Settings, **options: Any) -> Downloader:
         return cls(
-            settings.models_dir, endpoint=settings.hf_endpoint, token=settings.hub_token, **options
+            settings.models_dir,
+            endpoint=settings.hf_endpoint,
+            token=settings.hub_token,
+            token_withheld=settings.hub_token_withheld,
+            **options,
         )
 
     # -- public --------------------------------------------------------------------------
@@ -674,6 +689,7 @@ class Downloader:
                     response.headers.get("X-Error-Code"),
                     endpoint=self.endpoint,
                     has_token=bool(self.token),
+                    token_withheld=self.token_withheld,
                     repo_id=job.request.repo_id,
                     retry_after=response.headers.get("Retry-After"),
                 ),
@@ -690,6 +706,7 @@ class Downloader:
                 response.headers.get("X-Error-Code"),
                 endpoint=self.endpoint,
                 has_token=bool(self.token),
+                token_withheld=self.token_withheld,
                 repo_id=job.request.repo_id,
                 filename=remote.path,
                 revision=job.request.revision,

@@ -817,14 +817,14 @@ def test_a_bandwidth_limit_holds_the_job_back_and_cancel_wakes_it(
 def test_downloader_from_settings(tmp_path: Path) -> None:
     env = tmp_path / ".env"
     env.write_text(
-        "MODELS_DIR=./gguf\nHF_TOKEN=hf_abc\nHF_ENDPOINT=http://mirror.local/\n"
+        "MODELS_DIR=./gguf\nHF_TOKEN=hf_abc\nHF_ENDPOINT=https://mirror.local/\n"
         "HF_TRUST_ENDPOINT=true\n"
     )
     with Downloader.from_settings(load_settings(env), concurrency=2) as downloader:
         assert downloader.models_dir == tmp_path / "gguf"
-        assert (downloader.endpoint, downloader.token) == ("http://mirror.local", "hf_abc")
+        assert (downloader.endpoint, downloader.token) == ("https://mirror.local", "hf_abc")
         assert downloader.file_url("a/b", "c" * 40, "Q4/x y.gguf") == (
-            f"http://mirror.local/a/b/resolve/{'c' * 40}/Q4/x%20y.gguf"
+            f"https://mirror.local/a/b/resolve/{'c' * 40}/Q4/x%20y.gguf"
         )
 
 
@@ -842,3 +842,14 @@ def test_hf_token_reaches_a_mirror_only_when_it_is_trusted(
     assert done.state is JobState.DONE, done.error
     sent = [r.headers.get("authorization") for r in fake.requests if "/resolve/" in r.path]
     assert sent == ["Bearer hf_secret" if trusted else None]
+
+
+def test_a_token_never_goes_over_plain_http_to_another_machine(tmp_path: Path) -> None:
+    plain = Downloader(tmp_path, endpoint="http://mirror.example:8080", token="hf_secret")
+    assert plain.token == "" and plain.token_withheld and "plain http" in plain.token_withheld
+    loopback = Downloader(tmp_path, endpoint="http://127.0.0.1:9", token="hf_secret")
+    assert loopback.token == "hf_secret" and loopback.token_withheld is None
+    https = Downloader(tmp_path, endpoint="https://mirror.example", token="hf_secret")
+    assert https.token == "hf_secret"
+    for downloader in (plain, loopback, https):
+        downloader.close()

@@ -847,6 +847,7 @@ class _Handler(BaseHTTPRequestHandler):
             headers["Content-Length"] = str(end - start)
         else:
             headers["Transfer-Encoding"] = "chunked"
+            headers["Connection"] = "close"  # the body ends when the connection does
         self._entry.file = (repo_id, hub_file.path)
         self._start(status, headers)
         if self.command == "HEAD":
