@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 import weakref
 from collections.abc import Callable
@@ -14,10 +16,11 @@ from textual.signal import Signal
 from textual.widgets import HelpPanel
 from textual.worker import Worker
 
+from stack.cancel import CancelToken
 from stack.errors import LlmTuiError
 from stack.settings import Settings
 from tui.commands import APP, CommandTableProvider, bindings
-from tui.mailbox import StreamHandle
+from tui.mailbox import StreamHandle, cancel_soon
 from tui.screens.chat import ChatScreen
 from tui.screens.connect import ConnectScreen
 from tui.screens.dashboard import DashboardScreen
@@ -63,19 +66,42 @@ class LlmTuiApp(App[int]):
         self.settings_changed: Signal[Settings] = Signal(self, "settings-changed")
         self._started_at = time.perf_counter() if started_at is None else started_at
         self._engine: StackEngine | None = None
+        # Engines for older settings, left open until the stack operation ends (it may be
+        # using one of them); closed then.
+        self._retired: list[StackEngine] = []
         # The stack operation (up, down, restart, swap) running now, as a person says it;
         # one at a time, whichever screen started it.
         self.stack_operation: str | None = None
         # Streams workers read (events, logs): all closed at exit, so no thread is left
         # blocked on a socket (the event loop waits for its threads before it ends).
         self._streams: weakref.WeakSet[StreamHandle[Any]] = weakref.WeakSet()
+        # Tokens of blocking workers (stack operations, chat answers): all cancelled at
+        # exit for the same reason, so quitting never waits for a model to load.
+        self._tokens: weakref.WeakSet[CancelToken] = weakref.WeakSet()
 
     @property
     def engine(self) -> StackEngine:
         """The engine for the current settings (built here, it connects in a worker)."""
         if self._engine is None or self._engine.settings is not self.settings:
-            self._engine = self.services.make_engine(self.settings)
+            old, self._engine = self._engine, self.services.make_engine(self.settings)
+            if old is not None and old is not self._engine:
+                self._retired.append(old)  # its Docker client is closed, not dropped
+                if self.stack_operation is None:
+                    self._close_retired()
         return self._engine
+
+    def _close_retired(self) -> None:
+        engines, self._retired = self._retired, []
+        if not engines:
+            return
+
+        def close_all() -> None:
+            for engine in engines:
+                with contextlib.suppress(Exception):  # a client gone already: nothing to do
+                    engine.close()
+
+        # A thread of its own: closing a client can wait on a socket another thread reads.
+        threading.Thread(target=close_all, name="close-engines", daemon=True).start()
 
     def begin_stack_operation(self, what: str) -> bool:
         """Claim the one stack-operation slot; False (and a notice) while another runs."""
@@ -92,14 +118,26 @@ class LlmTuiApp(App[int]):
 
     def end_stack_operation(self) -> None:
         self.stack_operation = None
+        self._close_retired()
 
     def track_stream(self, handle: StreamHandle[Any]) -> StreamHandle[Any]:
         self._streams.add(handle)
         return handle
 
+    def cancel_token(self) -> CancelToken:
+        """A token for one blocking worker: cancelled at exit (or earlier by its screen)."""
+        token = CancelToken()
+        self._tokens.add(token)
+        return token
+
     def on_unmount(self) -> None:
         for handle in list(self._streams):
             handle.close()
+        cancel_soon(*self._tokens)
+        if self._engine is not None:
+            self._retired.append(self._engine)
+            self._engine = None
+        self._close_retired()
 
     def on_mount(self) -> None:
         self.switch_mode("dashboard")

@@ -3,11 +3,17 @@
 `Mailbox`: the worker `put`s items as fast as they come; the first item after a `take`
 posts one message to the node, whose handler `take`s everything that piled up meanwhile.
 A flood of log lines or tokens thus costs one message per screen update, not one per item.
+It holds at most ``limit`` items, so a container that writes faster than the screen draws
+cannot grow it without end: past the limit ``compact`` merges what waits (tokens into one
+piece, progress into the newest of each kind), and what still does not fit is dropped
+oldest first and counted, for the screen to say so (`drain`).
 
 `StreamHandle`: a stream that a worker opens (a blocking call) and reads, and that the app
 loop must be able to close at any moment, even before the worker has it. Closing happens
 on a short-lived thread of its own: closing a socket another thread is reading from can
 block until that read returns, and the app loop must never wait on the network.
+
+`cancel_soon`: cancel workers' `CancelToken`s off the app loop, for the same reason.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from typing import Generic, Protocol, TypeVar
 from textual.message import Message
 from textual.message_pump import MessagePump
 
+from stack.cancel import CancelToken
+
 T = TypeVar("T")
 
 
@@ -29,17 +37,34 @@ class Closable(Protocol):
 C = TypeVar("C", bound=Closable)
 
 
+DEFAULT_LIMIT = 10_000
+
+
 class Mailbox(Generic[T]):
-    def __init__(self, node: MessagePump, wake: Callable[[], Message]) -> None:
+    def __init__(
+        self,
+        node: MessagePump,
+        wake: Callable[[], Message],
+        *,
+        limit: int = DEFAULT_LIMIT,
+        compact: Callable[[list[T]], list[T]] | None = None,
+    ) -> None:
+        if limit < 1:
+            raise ValueError("a mailbox holds at least one item")
         self._node = node
         self._wake = wake
+        self._limit = limit
+        self._compact = compact
         self._lock = threading.Lock()
         self._items: list[T] = []
+        self._dropped = 0
         self._woken = False
 
     def put(self, items: Iterable[T]) -> None:
         with self._lock:
             self._items.extend(items)
+            if len(self._items) > self._limit:
+                self._shrink()
             if self._woken or not self._items:
                 return
             self._woken = True
@@ -48,11 +73,30 @@ class Mailbox(Generic[T]):
     def put_one(self, item: T) -> None:
         self.put((item,))
 
+    def _shrink(self) -> None:
+        if self._compact is not None:
+            self._items = self._compact(self._items)
+        excess = len(self._items) - self._limit
+        if excess > 0:
+            del self._items[:excess]
+            self._dropped += excess
+
     def take(self) -> list[T]:
+        return self.drain()[0]
+
+    def drain(self) -> tuple[list[T], int]:
+        """What waits, and how many older items were dropped to make room for it."""
         with self._lock:
             items, self._items = self._items, []
+            dropped, self._dropped = self._dropped, 0
             self._woken = False
-        return items
+        return items, dropped
+
+
+def newest(items: list[T], key: Callable[[T], object]) -> list[T]:
+    """The last item of each ``key``, in the order those came (a `compact` for progress)."""
+    last = {key(item): index for index, item in enumerate(items)}
+    return [items[index] for index in sorted(last.values())]
 
 
 class StreamHandle(Generic[C]):
@@ -78,3 +122,16 @@ class StreamHandle(Generic[C]):
             stream, self._stream = self._stream, None
         if stream is not None:
             threading.Thread(target=stream.close, name="close-stream", daemon=True).start()
+
+
+def cancel_soon(*tokens: CancelToken) -> None:
+    """Cancel ``tokens`` on a thread of its own: a cancel closes streams, and closing a
+    socket another thread reads from can wait until that read returns."""
+    if not tokens:
+        return
+
+    def cancel_all() -> None:
+        for token in tokens:
+            token.cancel()
+
+    threading.Thread(target=cancel_all, name="cancel-workers", daemon=True).start()

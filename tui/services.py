@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from stack.cancel import CancelToken
 from stack.chat import ChatDelta, stream_chat
 from stack.doctor import Check, run_checks
 from stack.engine import Engine, ServiceStatus, UpResult
@@ -43,31 +44,62 @@ class LogSource(Protocol):
 
 
 class StackEngine(Protocol):
-    """The part of `stack.engine.Engine` the screens drive."""
+    """The part of `stack.engine.Engine` the screens drive.
+
+    Operations take ``cancel``: the app cancels it when it quits, and the operation stops
+    at once (a model load or an image pull would otherwise hold the exit for minutes).
+    """
 
     settings: Settings
 
     def up(
-        self, *, wait: bool = ..., progress: Progress = ..., timeout: float | None = ...
+        self,
+        *,
+        wait: bool = ...,
+        progress: Progress = ...,
+        timeout: float | None = ...,
+        cancel: CancelToken | None = ...,
     ) -> UpResult: ...
 
-    def down(self, *, remove_network: bool = ..., progress: Progress = ...) -> list[str]: ...
+    def down(
+        self,
+        *,
+        remove_network: bool = ...,
+        progress: Progress = ...,
+        cancel: CancelToken | None = ...,
+    ) -> list[str]: ...
 
-    def restart(self, role: str, *, wait: bool = ..., progress: Progress = ...) -> None: ...
+    def restart(
+        self,
+        role: str,
+        *,
+        wait: bool = ...,
+        progress: Progress = ...,
+        cancel: CancelToken | None = ...,
+    ) -> None: ...
 
     def status(self) -> list[ServiceStatus]: ...
 
     def swap(
-        self, model: str, role: str = ..., *, wait: bool = ..., progress: Progress = ...
+        self,
+        model: str,
+        role: str = ...,
+        *,
+        wait: bool = ...,
+        progress: Progress = ...,
+        cancel: CancelToken | None = ...,
     ) -> None: ...
 
     def container_for(self, role: str) -> Any: ...
 
     def events(self) -> EventSource: ...
 
+    def close(self) -> None:
+        """Close the Docker client (a later call connects again)."""
+
 
 class ChatStreamer(Protocol):
-    """`stack.chat.stream_chat`: one streamed answer from the gateway."""
+    """`stack.chat.stream_chat`: one streamed answer; ``cancel`` closes its connection."""
 
     def __call__(
         self,
@@ -77,6 +109,7 @@ class ChatStreamer(Protocol):
         *,
         model: str = ...,
         max_tokens: int | None = ...,
+        cancel: CancelToken | None = ...,
     ) -> Iterator[ChatDelta]: ...
 
 

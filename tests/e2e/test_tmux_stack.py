@@ -1,4 +1,4 @@
-"""The real `llm-tui` in tmux against a real Docker Engine: u, chat, logs, d.
+"""The real `llm-tui` in tmux against a real Docker Engine: u, chat, logs, swap, d.
 
 Runs the locally built CPU images with a tiny generated model under a STACK_NAME of its
 own; whatever happens, every container and network carrying that name is removed after.
@@ -6,8 +6,11 @@ own; whatever happens, every container and network carrying that name is removed
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,6 +45,10 @@ class StackHome:
     folder: Path
     stack: str
     client: Any
+    inference_port: int
+
+    def containers_named(self, name: str) -> list[Any]:
+        return [c for c in self.containers() if c.name == name]
 
     def containers(self) -> list[Any]:
         label = f"llm-tui.stack={self.stack}"
@@ -59,12 +66,13 @@ class StackHome:
 def stack_home(tmp_path: Path) -> Iterator[StackHome]:
     client = require_engine()
     require_images(client, LLAMA_IMAGE, LITELLM_IMAGE)
-    home = StackHome(tmp_path, "e2e" + uuid.uuid4().hex[:8], client)
+    home = StackHome(tmp_path, "e2e" + uuid.uuid4().hex[:8], client, free_port())
     write_tiny_model(tmp_path / "models" / "alpha.gguf", name="alpha", seed=1)
+    write_tiny_model(tmp_path / "models" / "beta.gguf", name="beta", seed=2)  # to swap to
     (tmp_path / ".env").write_text(
         f"STACK_NAME={home.stack}\nCHAT_MODEL=alpha.gguf\nGPU=none\n"
         f"INFERENCE_IMAGE={LLAMA_IMAGE}\nGATEWAY_IMAGE={LITELLM_IMAGE}\n"
-        f"API_GATEWAY_PORT={free_port()}\nINFERENCE_PORT={free_port()}\n"
+        f"API_GATEWAY_PORT={free_port()}\nINFERENCE_PORT={home.inference_port}\n"
         f"LITELLM_MASTER_KEY={KEY}\nCTX_SIZE=2048\nPARALLEL=2\nMAX_TOKENS=24\n"
     )
     try:
@@ -80,6 +88,36 @@ def tmux(stack_home: StackHome) -> Iterator[Tmux]:
     folder = stack_home.folder
     with llm_tui_in_tmux(folder, folder / ".env", engine) as server:
         yield server
+
+
+def row_of(screen: str, name: str) -> str:
+    """The screen line that names ``name``, stripped ("" when none does)."""
+    return next((line.strip() for line in screen.splitlines() if name in line), "")
+
+
+def container_id(home: StackHome, name: str) -> str:
+    (container,) = home.containers_named(name)
+    return str(container.id)
+
+
+def served_model(port: int) -> str:
+    """What llama-server says it loaded (its /props), or "" while it does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/props", timeout=5) as response:
+            return str(json.load(response).get("model_path", ""))
+    except OSError:
+        return ""
+
+
+def wait_until_served(home: StackHome, model_path: str) -> None:
+    end = time.monotonic() + STACK_DEADLINE_S
+    seen = ""
+    while time.monotonic() < end:
+        seen = served_model(home.inference_port)
+        if seen == model_path:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"llama-server never served {model_path}; last it said {seen!r}")
 
 
 def test_start_chat_logs_and_stop_a_real_stack(tmux: Tmux, stack_home: StackHome) -> None:
@@ -107,6 +145,20 @@ def test_start_chat_logs_and_stop_a_real_stack(tmux: Tmux, stack_home: StackHome
     assert "inference  ·  following" in logs
     tmux.send("]")
     tmux.wait_for("api-gateway  ·  following", 20)
+
+    # Swap from the Models screen: only the inference container is recreated.
+    gateway_id = container_id(stack_home, f"{stack}-api-gateway")
+    tmux.send("2")
+    tmux.wait_for(lambda text: row_of(text, "alpha.gguf").startswith("● chat"))
+    tmux.send("Down")
+    tmux.wait_for(" beta · ")  # the detail line names the highlighted model
+    tmux.send("Enter")
+    tmux.wait_for(lambda text: row_of(text, "beta.gguf").startswith("● chat"), STACK_DEADLINE_S)
+    wait_until_served(stack_home, "/models/beta.gguf")
+    inference = stack_home.containers_named(f"{stack}-inference")
+    assert [c.labels.get("llm-tui.model") for c in inference] == ["beta.gguf"]
+    assert container_id(stack_home, f"{stack}-api-gateway") == gateway_id  # kept running
+    assert "CHAT_MODEL=beta.gguf\n" in (stack_home.folder / ".env").read_text()
 
     tmux.send("1")
     tmux.wait_for("2 of 2 running")

@@ -8,10 +8,12 @@ answer) blocks on a `threading.Event` the test controls, never on time.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from stack.cancel import Cancelled, CancelToken
 from stack.chat import ChatDelta, ChatError
 from stack.doctor import Check
 from stack.engine import ServiceStatus, UpResult
@@ -20,9 +22,13 @@ from stack.events import StackEvent
 from stack.gpu import GpuSample, GpuUnavailable
 from stack.logs import LogLine
 from stack.settings import Settings, set_setting
-from tui.services import Services
+from tui.services import ChatStreamer, EventSource, LogSource, Services, StackEngine
 
 GIB = 2**30
+# How long a hold lasts if the test never releases it: a bound on a leaked thread (so the
+# test process can end), far beyond any test; releasing is what the tests wait for.
+HOLD_S = 120.0
+POLL_S = 0.01  # how often a hold looks at its cancel token
 NO_DRIVER = (
     "no NVIDIA driver found (libnvidia-ml is missing); install the NVIDIA driver, "
     "or on WSL2 update the Windows NVIDIA driver"
@@ -37,6 +43,17 @@ FROZEN_GPU = GpuSample(
     power_watts=28.4,
     power_limit_watts=80.0,
 )
+
+
+def hold(release: threading.Event, cancel: CancelToken | None, what: str) -> None:
+    """Wait for ``release`` the way the engine waits for a model: polling ``cancel``, so
+    cancelling ends the wait at once with `Cancelled`."""
+    end = time.monotonic() + HOLD_S
+    while not release.wait(POLL_S):
+        if cancel is not None:
+            cancel.check(what)
+        if time.monotonic() > end:
+            return
 
 
 def running(role: str, stack: str = "llm-tui", **changes: Any) -> ServiceStatus:
@@ -89,7 +106,7 @@ class FakeStream:
                 return
             yield item
         if self.hold:
-            self.closed.wait(timeout=30)
+            self.closed.wait(timeout=HOLD_S)
 
     def batches(self) -> Iterator[Any]:
         return iter(self)
@@ -108,7 +125,7 @@ class FakeContainer:
 class FakeEngine:
     """Canned statuses; up/down/restart/swap record their calls and change the statuses."""
 
-    settings: Settings | None = None
+    given_settings: Settings | None = None  # what `factory` was called with
     statuses: list[ServiceStatus] = field(default_factory=stopped_stack)
     calls: list[tuple[Any, ...]] = field(default_factory=list)
     progress_lines: Sequence[str] = (
@@ -122,32 +139,64 @@ class FakeEngine:
     status_error: Exception | None = None  # raised by status/container_for/events
     events_list: list[StackEvent] = field(default_factory=list)
     hold_events: bool = False
-    release: threading.Event | None = None  # up/swap wait for it when set
+    release: threading.Event | None = None  # up/restart/swap wait for it when set
     streams: list[FakeStream] = field(default_factory=list)
     status_calls: int = 0
+    closed: threading.Event = field(default_factory=threading.Event)
+    cancelled: list[str] = field(default_factory=list)  # operations a cancel stopped
+    returned: threading.Event = field(default_factory=threading.Event)  # one has returned
 
     def factory(self, settings: Settings) -> FakeEngine:
         """What `Services.make_engine` gets: this one engine, with the app's settings."""
-        self.settings = settings
+        self.given_settings = settings
         return self
 
-    def _work(self, name: str, progress: Any, *args: Any) -> None:
-        self.calls.append((name, *args))
-        for line in self.progress_lines:
-            progress(line)
-        if self.release is not None:
-            self.release.wait(timeout=10)
-        if self.error is not None:
-            raise self.error
+    @property
+    def settings(self) -> Settings:
+        assert self.given_settings is not None, "the app has not built its engine yet"
+        return self.given_settings
 
-    def up(self, *, wait: bool = True, progress: Any = print, timeout: Any = None) -> UpResult:
-        self._work("up", progress)
+    @settings.setter
+    def settings(self, settings: Settings) -> None:
+        self.given_settings = settings
+
+    def _work(self, name: str, progress: Any, cancel: CancelToken | None, *args: Any) -> None:
+        self.calls.append((name, *args))
+        try:
+            for line in self.progress_lines:
+                progress(line)
+            if self.release is not None:
+                try:
+                    hold(self.release, cancel, f"{name} (loading the model)")
+                except Cancelled:
+                    self.cancelled.append(name)
+                    raise
+            if self.error is not None:
+                raise self.error
+        finally:
+            self.returned.set()
+
+    def up(
+        self,
+        *,
+        wait: bool = True,
+        progress: Any = print,
+        timeout: Any = None,
+        cancel: CancelToken | None = None,
+    ) -> UpResult:
+        self._work("up", progress, cancel)
         created = tuple(s.name for s in self.statuses if s.state != "running")
         kept = tuple(s.name for s in self.statuses if s.state == "running")
         self.statuses = [running(s.role) for s in self.statuses]
         return UpResult(created=created, kept=kept, recreated=())
 
-    def down(self, *, remove_network: bool = False, progress: Any = print) -> list[str]:
+    def down(
+        self,
+        *,
+        remove_network: bool = False,
+        progress: Any = print,
+        cancel: CancelToken | None = None,
+    ) -> list[str]:
         self.calls.append(("down",))
         progress("removing llm-tui-inference")
         if self.error is not None:
@@ -156,8 +205,15 @@ class FakeEngine:
         self.statuses = [missing(s.role) for s in self.statuses]
         return removed
 
-    def restart(self, role: str, *, wait: bool = True, progress: Any = print) -> None:
-        self._work("restart", progress, role)
+    def restart(
+        self,
+        role: str,
+        *,
+        wait: bool = True,
+        progress: Any = print,
+        cancel: CancelToken | None = None,
+    ) -> None:
+        self._work("restart", progress, cancel, role)
 
     def status(self) -> list[ServiceStatus]:
         self.status_calls += 1
@@ -166,10 +222,15 @@ class FakeEngine:
         return list(self.statuses)
 
     def swap(
-        self, model: str, role: str = "chat", *, wait: bool = True, progress: Any = print
+        self,
+        model: str,
+        role: str = "chat",
+        *,
+        wait: bool = True,
+        progress: Any = print,
+        cancel: CancelToken | None = None,
     ) -> None:
-        self._work("swap", progress, model, role)
-        assert self.settings is not None
+        self._work("swap", progress, cancel, model, role)
         key = "CHAT_MODEL" if role == "chat" else "CODE_MODEL"
         self.settings = set_setting(self.settings, key, model)
 
@@ -182,6 +243,9 @@ class FakeEngine:
                 f"llm-tui-{role} does not exist", fix="start the stack (`llm-tui up`)"
             )
         return FakeContainer(role, status.name)
+
+    def close(self) -> None:
+        self.closed.set()
 
     def events(self) -> FakeStream:
         if self.status_error is not None:
@@ -218,6 +282,7 @@ class FakeChat:
     hold_after: int | None = None  # wait for ``release`` after this many pieces
     release: threading.Event = field(default_factory=threading.Event)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    cancelled: threading.Event = field(default_factory=threading.Event)  # a cancel ended one
 
     def __call__(
         self,
@@ -227,6 +292,7 @@ class FakeChat:
         *,
         model: str = "local-chat",
         max_tokens: int | None = None,
+        cancel: CancelToken | None = None,
     ) -> Iterator[ChatDelta]:
         self.requests.append(
             {"base_url": base_url, "key": key, "messages": list(messages), "model": model}
@@ -235,7 +301,11 @@ class FakeChat:
             raise self.error
         for index, piece in enumerate(self.pieces):
             if self.hold_after is not None and index == self.hold_after:
-                self.release.wait(timeout=10)
+                try:
+                    hold(self.release, cancel, "the answer")  # as if the model were slow
+                except Cancelled:
+                    self.cancelled.set()
+                    raise
             yield ChatDelta(piece)
         yield ChatDelta("", "stop", self.usage)
 
@@ -282,3 +352,13 @@ def fake_services(
         clock=FakeClock(),
         **more,
     )
+
+
+if TYPE_CHECKING:
+    # mypy checks that each fake can stand in for what it replaces (tui.services).
+    _engine: StackEngine = FakeEngine()
+    _events: EventSource = FakeStream()
+    _logs: LogSource = FakeStream()
+    _follow: Callable[[Any], LogSource] = FakeLogs()
+    _chat: ChatStreamer = FakeChat()
+    _make_engine: Callable[[Settings], StackEngine] = FakeEngine().factory

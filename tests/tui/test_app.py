@@ -17,8 +17,8 @@ from stack.doctor import Check, Status
 from stack.settings import Settings, load_settings
 from tests.support.gguf_factory import write_tiny_model
 from tests.tui.conftest import FROZEN_CHECKS
-from tests.tui.fakes import fake_services
-from tests.tui.helpers import SIZE, screen_text, settle, text
+from tests.tui.fakes import FakeEngine, fake_services
+from tests.tui.helpers import DEADLINE_S, SIZE, go_to, screen_text, settle, text, until
 from tui.__main__ import LlmTuiApp, make_app
 from tui.commands import COMMANDS, MODES, CommandTableProvider
 from tui.screens.chat import ChatScreen
@@ -32,23 +32,16 @@ from tui.widgets.checklist import Checklist, CheckRow
 pytestmark = [pytest.mark.tui, pytest.mark.anyio]
 
 
-async def go_to(app: LlmTuiApp, pilot: Pilot[int], mode: str) -> None:
-    key = next(m.key for m in MODES if m.name == mode)
-    await pilot.press(key)
-    await settle(app, pilot)
-    assert app.current_mode == mode
-
-
-async def select_row(pilot: Pilot[int], table: DataTable[object], key: str) -> None:
+async def select_row(app: LlmTuiApp, table: DataTable[object], key: str) -> None:
     assert table.has_focus  # Enter must reach it without the mouse
     row = table.get_row_index(key)
     table.move_cursor(row=row)
-    await pilot.pause()
+    await settle(app)
 
 
 async def test_starts_on_the_dashboard(app: LlmTuiApp) -> None:
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(app, pilot)
+    async with app.run_test(size=SIZE):
+        await settle(app)
         assert app.current_mode == "dashboard"
         assert isinstance(app.screen, DashboardScreen)
         assert app.title == "llm-tui"
@@ -63,7 +56,7 @@ async def test_number_keys_switch_modes(app: LlmTuiApp) -> None:
         "chat": ChatScreen,
     }
     async with app.run_test(size=SIZE) as pilot:
-        await settle(app, pilot)
+        await settle(app)
         for mode in ("models", "logs", "settings", "connect", "dashboard", "chat"):
             await go_to(app, pilot, mode)
             if mode in expected:
@@ -71,21 +64,24 @@ async def test_number_keys_switch_modes(app: LlmTuiApp) -> None:
         # The chat input has focus: digits are typed, Esc gives the keys back.
         assert isinstance(app.focused, Input)
         await pilot.press("2")
+        await settle(app)
         assert app.current_mode == "chat"
         assert app.screen.query_one("#chat-input", Input).value == "2"
         await pilot.press("escape")
+        await settle(app)
+        assert app.focused is None
         await go_to(app, pilot, "models")
 
 
 async def test_question_mark_toggles_the_keys_panel(app: LlmTuiApp) -> None:
     async with app.run_test(size=SIZE) as pilot:
-        await settle(app, pilot)
+        await settle(app)
         assert not app.screen.query(HelpPanel)
         await pilot.press("question_mark")
-        await pilot.pause()
+        await settle(app)
         assert app.screen.query(HelpPanel)
         await pilot.press("question_mark")
-        await pilot.pause()
+        await settle(app)
         assert not app.screen.query(HelpPanel)
 
 
@@ -100,7 +96,7 @@ def test_every_binding_has_an_id_and_a_tooltip() -> None:
 
 async def test_palette_lists_go_to_commands(app: LlmTuiApp) -> None:
     async with app.run_test(size=SIZE) as pilot:
-        await settle(app, pilot)
+        await settle(app)
         provider = CommandTableProvider(app.screen)
         titles = [hit.text async for hit in provider.discover()]
         assert [f"Go to {mode.title}" for mode in MODES] == titles[: len(MODES)]
@@ -110,31 +106,35 @@ async def test_palette_lists_go_to_commands(app: LlmTuiApp) -> None:
         await pilot.press("ctrl+p")
         await pilot.press(*"go to connect")
         options = app.screen.query_one(CommandList)
-        for _ in range(500):  # the palette searches in the background; wait for the hit
-            await pilot.pause()
-            prompts = [
-                str(options.get_option_at_index(i).prompt) for i in range(options.option_count)
-            ]
-            if any("Go to Connect" in prompt for prompt in prompts):
-                break
+
+        def found() -> bool:
+            index = options.highlighted
+            return index is not None and "Go to Connect" in str(
+                options.get_option_at_index(index).prompt
+            )
+
+        # The palette searches in the background: Enter picks what is highlighted then.
+        await until(found, "the palette highlights Go to Connect")
+        await settle(app)
+        assert found()
         await pilot.press("enter")
-        await settle(app, pilot)
+        await settle(app)
         assert app.current_mode == "connect"
 
 
 async def test_keymap_remaps_a_binding_by_id(app: LlmTuiApp) -> None:
     async with app.run_test(size=SIZE) as pilot:
-        await settle(app, pilot)
+        await settle(app)
         app.set_keymap({"go.models": "m"})
         await pilot.press("m")
-        await settle(app, pilot)
+        await settle(app)
         assert app.current_mode == "models"
 
 
 async def test_checklist_shows_the_fix_of_a_failing_check(app: LlmTuiApp) -> None:
     docker = next(check for check in FROZEN_CHECKS if check.name == "docker")
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(app, pilot)
+    async with app.run_test(size=SIZE):
+        await settle(app)
         checklist = app.screen.query_one(Checklist)
         assert checklist.checks == FROZEN_CHECKS
         assert "3 of 6 ready" in str(checklist.border_title)
@@ -159,16 +159,17 @@ async def test_dashboard_says_checking_until_the_checks_return(settings: Setting
 
     app = make_app(settings, replace(fake_services(FROZEN_CHECKS), run_checks=held_checks))
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
+        await until(lambda: bool(calls), "the checks run (and wait)")
+        await until(lambda: "checking…" in screen_text(app), "the rows say checking")
         checklist = app.screen.query_one(Checklist)
         assert checklist.checks is None
         assert "checking…" in screen_text(app)
         assert "checking…" in str(checklist.border_title)
         release.set()
-        await settle(app, pilot)
+        await settle(app)
         assert checklist.checks == (Check("settings", Status.OK, "fine"),)
         await pilot.press("r")
-        await settle(app, pilot)
+        await settle(app)
         assert len(calls) == 2
 
 
@@ -177,8 +178,8 @@ async def test_a_failing_check_run_is_a_notification_not_a_crash(settings: Setti
         raise RuntimeError("engine exploded")
 
     app = make_app(settings, replace(fake_services(FROZEN_CHECKS), run_checks=broken))
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(app, pilot)
+    async with app.run_test(size=SIZE):
+        await settle(app)
         assert app.is_running
         notes = list(app._notifications)
         assert any("engine exploded" in note.message for note in notes)
@@ -190,7 +191,7 @@ async def test_models_lists_files_and_enter_sets_chat_model(home: Path, app: Llm
     write_tiny_model(home / "models" / "family" / "a-model-Q8_0.gguf", name="a-model", seed=2)
     (home / "models" / "notes.txt").write_text("not a model")
     async with app.run_test(size=SIZE) as pilot:
-        await settle(app, pilot)
+        await settle(app)
         await go_to(app, pilot, "models")
         table = app.screen.query_one(ModelTable)
         files = [str(table.get_row_at(i)[1]) for i in range(table.row_count)]
@@ -199,9 +200,9 @@ async def test_models_lists_files_and_enter_sets_chat_model(home: Path, app: Llm
         assert (quant, params.strip(), context.strip(), fit) == ("F16", "132K", "2k", "?")
         assert size.strip().endswith("KiB")
 
-        await select_row(pilot, table, "family/a-model-Q8_0.gguf")
+        await select_row(app, table, "family/a-model-Q8_0.gguf")
         await pilot.press("enter")
-        await settle(app, pilot)
+        await settle(app)
 
         on_disk = load_settings(home / ".env")
         assert on_disk.chat_model == "family/a-model-Q8_0.gguf"
@@ -213,34 +214,35 @@ async def test_models_lists_files_and_enter_sets_chat_model(home: Path, app: Llm
 
 async def test_models_empty_state_says_how_to_get_one(app: LlmTuiApp) -> None:
     async with app.run_test(size=SIZE) as pilot:
-        await settle(app, pilot)
+        await settle(app)
         await go_to(app, pilot, "models")
         assert app.screen.has_class("-empty")
         empty = text(app.screen.query_one("#models-empty", Static))
         assert "Copy a .gguf file into MODELS_DIR (./models)" in empty
         await pilot.press("enter")  # nothing to pick: no write, no crash
-        await settle(app, pilot)
+        await settle(app)
         assert app.settings.chat_model == ""
 
 
 async def edit_setting(app: LlmTuiApp, pilot: Pilot[int], key: str, value: str) -> None:
     table = app.screen.query_one(SettingsTable)
-    await select_row(pilot, table, key)
+    await select_row(app, table, key)
     await pilot.press("enter")
-    await settle(app, pilot)
+    await settle(app)
     assert isinstance(app.screen, EditSettingScreen)
     field = app.screen.query_one("#edit-value", Input)
     field.value = value
     field.focus()
+    await settle(app)
     await pilot.press("enter")
-    await settle(app, pilot)
+    await settle(app)
 
 
 async def test_settings_edit_rejects_invalid_and_writes_valid(home: Path, app: LlmTuiApp) -> None:
     env = home / ".env"
     before = env.read_bytes()
     async with app.run_test(size=SIZE) as pilot:
-        await settle(app, pilot)
+        await settle(app)
         await go_to(app, pilot, "settings")
 
         await edit_setting(app, pilot, "CTX_SIZE", "abc")
@@ -252,7 +254,7 @@ async def test_settings_edit_rejects_invalid_and_writes_valid(home: Path, app: L
         assert env.read_bytes() == before
 
         await pilot.press("escape")
-        await settle(app, pilot)
+        await settle(app)
         assert isinstance(app.screen, SettingsScreen)
         assert env.read_bytes() == before
 
@@ -267,13 +269,13 @@ async def test_settings_edit_rejects_invalid_and_writes_valid(home: Path, app: L
 
 async def test_settings_masks_secrets_until_s(app: LlmTuiApp) -> None:
     async with app.run_test(size=SIZE) as pilot:
-        await settle(app, pilot)
+        await settle(app)
         await go_to(app, pilot, "settings")
         table = app.screen.query_one(SettingsTable)
         key = app.settings.litellm_master_key
         assert key not in str(table.get_row("LITELLM_MASTER_KEY")[1])
         await pilot.press("s")
-        await pilot.pause()
+        await settle(app)
         assert str(table.get_row("LITELLM_MASTER_KEY")[1]) == key
 
 
@@ -283,7 +285,7 @@ async def test_settings_shows_problems_and_unknown_keys(home: Path) -> None:
     settings = load_settings(env)
     app = make_app(settings, fake_services(FROZEN_CHECKS))
     async with app.run_test(size=SIZE) as pilot:
-        await settle(app, pilot)
+        await settle(app)
         await go_to(app, pilot, "settings")
         problems = app.screen.query_one("#settings-problems", Static)
         assert problems.display
@@ -295,7 +297,7 @@ async def test_settings_shows_problems_and_unknown_keys(home: Path) -> None:
 
 async def test_connect_shows_url_masked_key_and_snippets(app: LlmTuiApp) -> None:
     async with app.run_test(size=SIZE) as pilot:
-        await settle(app, pilot)
+        await settle(app)
         await go_to(app, pilot, "connect")
         key = app.settings.litellm_master_key
         summary = text(app.screen.query_one("#connect-summary", Static))
@@ -304,18 +306,18 @@ async def test_connect_shows_url_masked_key_and_snippets(app: LlmTuiApp) -> None
         claude = text(app.screen.query_one("#snippet-claude_code", Static))
         assert "ANTHROPIC_BASE_URL=http://localhost:8000 \\" in claude
         await pilot.press("s")
-        await pilot.pause()
+        await settle(app)
         assert key in text(app.screen.query_one("#snippet-curl", Static))
         await pilot.press("c")
-        await pilot.pause()
+        await settle(app)
         assert app.clipboard == key
 
 
 async def test_q_quits_cleanly(app: LlmTuiApp) -> None:
     async with app.run_test(size=SIZE) as pilot:
-        await settle(app, pilot)
+        await settle(app)
         await pilot.press("q")
-        await pilot.pause()
+        await settle(app)
     assert not app.is_running
     assert app.return_code in (None, 0)
 
@@ -331,3 +333,25 @@ def test_app_import_leaves_heavy_modules_unloaded() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == ""
+
+
+async def test_a_settings_write_closes_the_old_engine(settings: Settings) -> None:
+    built: list[FakeEngine] = []
+
+    def make_engine(received: Settings) -> FakeEngine:
+        built.append(FakeEngine().factory(received))
+        return built[-1]
+
+    app = make_app(settings, replace(fake_services(FROZEN_CHECKS), make_engine=make_engine))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app)
+        first = app.engine
+        await go_to(app, pilot, "settings")
+        await edit_setting(app, pilot, "CTX_SIZE", "4096")
+        assert app.settings.ctx_size == 4096
+        second = app.engine
+        assert second is not first and second.settings is app.settings
+        await until(first.closed.is_set, "the old engine's Docker client closed")
+        assert not second.closed.is_set()
+    assert second.closed.wait(timeout=DEADLINE_S)  # and the last one at exit
+    assert all(engine.closed.is_set() for engine in built)

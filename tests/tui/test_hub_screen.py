@@ -14,16 +14,17 @@ from textual.pilot import Pilot
 from textual.widget import Widget
 from textual.widgets import Input, ListView, Static
 
-from stack.downloads import JobState
+from stack.downloads import Downloader, JobState
+from stack.hub import Hub, RepoFiles, hub_from_settings
 from stack.settings import Settings, load_settings, set_setting
 from tests.support.fakehub import FakeHub
 from tests.support.gguf_factory import write_split_set, write_tiny_model
 from tests.tui.conftest import FROZEN_CHECKS, write_env
 from tests.tui.fakes import fake_services, frozen_gpu
-from tests.tui.helpers import SIZE, go_to, notes, settle, text, until
+from tests.tui.helpers import DEADLINE_S, SIZE, go_to, notes, settle, text, until
 from tui.__main__ import LlmTuiApp, make_app
-from tui.screens.hub import HUB_LOGGER, HubLogRoute, HubScreen
-from tui.widgets.download_list import DownloadPanel, DownloadRow
+from tui.screens.hub import HUB_LOGGER, HUB_SCREEN, HubLogRoute, HubScreen
+from tui.widgets.download_list import DownloaderFactory, DownloadPanel, DownloadRow
 from tui.widgets.hub_tables import QuantsTable, ResultsTable
 
 pytestmark = pytest.mark.anyio
@@ -47,7 +48,8 @@ def tiny(tmp_path: Path) -> bytes:
 
 @pytest.fixture
 def settings(home: Path, fake_hub: FakeHub) -> Settings:
-    write_env(home, HF_ENDPOINT=fake_hub.url)
+    # The fake Hub is plain http on loopback: HF_TOKEN goes there only when trusted.
+    write_env(home, HF_ENDPOINT=fake_hub.url, HF_TRUST_ENDPOINT="true")
     return load_settings(home / ".env", create=True)
 
 
@@ -73,11 +75,28 @@ def cells(table: Any, key: str) -> list[str]:
     return [str(cell) for cell in table.get_row(key)]
 
 
-async def open_screen(app: LlmTuiApp, pilot: Pilot[int]) -> HubScreen:
-    await settle(app, pilot)
+def stalling_downloader(settings: Settings) -> Downloader:
+    """A real downloader held to 1 byte/s: after its first piece a download waits (until
+    paused or cancelled, which wake it at once), however fast the machine is."""
+    return Downloader.from_settings(settings, bandwidth_limit=1)
+
+
+def bytes_arrived(row: DownloadRow) -> bool:
+    return row.job is not None and row.job.bytes_done > 0
+
+
+async def open_screen(
+    app: LlmTuiApp,
+    pilot: Pilot[int],
+    *,
+    make_downloader: DownloaderFactory | None = None,
+) -> HubScreen:
+    if make_downloader is not None:  # before `h`: the screen is built once per app
+        app.install_screen(HubScreen(make_downloader=make_downloader), HUB_SCREEN)
+    await settle(app)
     await go_to(app, pilot, "models")
     await pilot.press("h")
-    await settle(app, pilot)
+    await settle(app)
     return hub_screen(app)
 
 
@@ -85,18 +104,20 @@ async def search(app: LlmTuiApp, pilot: Pilot[int], words: str) -> None:
     query = hub_screen(app).query_one("#hub-query", Input)
     if app.focused is not query:
         await pilot.press("slash")  # typed into the field, a / is just a character
+        await settle(app)
     assert app.focused is query
     await pilot.press("ctrl+u", *words)
     await pilot.press("enter")
-    await settle(app, pilot)
+    await settle(app)
 
 
 async def open_repo(app: LlmTuiApp, pilot: Pilot[int], repo_id: str) -> QuantsTable:
     results = hub_screen(app).query_one(ResultsTable)
     results.focus()
     results.move_cursor(row=results.get_row_index(repo_id))
+    await settle(app)
     await pilot.press("enter")
-    await settle(app, pilot)
+    await settle(app)
     return hub_screen(app).query_one(QuantsTable)
 
 
@@ -104,11 +125,12 @@ async def download(app: LlmTuiApp, pilot: Pilot[int], quants: QuantsTable, key: 
     """Enter on ``key``, answer the question with y; the question's text."""
     quants.focus()
     quants.move_cursor(row=quants.get_row_index(key))
+    await settle(app)
     await pilot.press("enter")
-    await pilot.pause()
+    await settle(app)
     question = text(app.screen.query_one("#confirm-question", Static))
     await pilot.press("y")
-    await settle(app, pilot)
+    await settle(app)
     return question
 
 
@@ -149,21 +171,21 @@ async def test_search_list_download_and_serve(
         assert "Tiny-Chat-Q8_0.gguf (Q8_0, 270 KiB) from acme/Tiny-Chat-GGUF" in question
         assert "into ./models?" in question
         row_widget = only_row(app)
-        await until(pilot, lambda: row_widget.done, "the download finished")
+        await until(lambda: row_widget.done, "the download finished")
+        await settle(app)
         assert (models / FILE).read_bytes() == tiny
         assert not (models / f"{FILE}.part").exists()
-        await pilot.pause()
         assert notes(app)[-1][0] == "Download finished"
         assert "Press s to serve it" in notes(app)[-1][1]
 
         await pilot.press("s")
-        await settle(app, pilot)
+        await settle(app)
         assert app.settings.chat_model == FILE
         assert load_settings(home / ".env").chat_model == FILE
         assert notes(app)[-1][0] == "Chat model set"
 
         await pilot.press("escape")
-        await settle(app, pilot)
+        await settle(app)
         assert app.current_mode == "models" and not isinstance(app.screen, HubScreen)
 
 
@@ -181,7 +203,7 @@ async def test_fit_is_measured_against_the_gpu(
         assert "fit vs 1.7 GiB free on NVIDIA GeForce RTX 4050 Laptop GPU" in repo_text
         question = await download(app, pilot, quants, FILE)
         assert "On this GPU it would fit." in question
-        await until(pilot, lambda: only_row(app).done, "the download finished")
+        await until(lambda: only_row(app).done, "the download finished")
 
 
 async def test_a_gated_repo_explains_hf_token_until_one_is_set(
@@ -198,8 +220,9 @@ async def test_a_gated_repo_explains_hf_token_until_one_is_set(
         assert "set HF_TOKEN" in repo_text
         assert cells(quants, "Locked-Q8_0.gguf")[3] == "?"  # its header needs the token too
         quants.focus()
+        await settle(app)
         await pilot.press("enter")
-        await settle(app, pilot)
+        await settle(app)
         assert isinstance(app.screen, HubScreen)  # no question: it could only fail
         title, message = notes(app)[-1]
         assert title == "Gated model" and "HF_TOKEN" in message
@@ -208,12 +231,12 @@ async def test_a_gated_repo_explains_hf_token_until_one_is_set(
 
         fake_hub.allowed_tokens.add(TOKEN)  # the license is accepted, a token is set
         app.update_settings(set_setting(app.settings, "HF_TOKEN", TOKEN))
-        await settle(app, pilot)
+        await settle(app)
         repo_text = text(screen.query_one("#hub-repo", Static))
         assert "HF_TOKEN must belong to an account that accepted the license" in repo_text
         assert cells(quants, "Locked-Q8_0.gguf")[3].startswith("? ~")  # the header was read
         await download(app, pilot, quants, "Locked-Q8_0.gguf")
-        await until(pilot, lambda: only_row(app).done, "the gated download finished")
+        await until(lambda: only_row(app).done, "the gated download finished")
         assert (models / "Locked-Q8_0.gguf").read_bytes() == tiny
 
 
@@ -245,26 +268,20 @@ async def test_cancel_keeps_the_part_and_the_next_run_resumes_it(
     fake_hub.add_repo(REPO, {FILE: tiny})
     app = make_app(settings, fake_services(FROZEN_CHECKS))
     async with app.run_test(size=SIZE) as pilot:
-        await open_screen(app, pilot)
+        await open_screen(app, pilot, make_downloader=stalling_downloader)
         await search(app, pilot, "tiny")
         quants = await open_repo(app, pilot, REPO)
-        fake_hub.faults.delay_per_chunk = 0.2  # a slow server: time to cancel mid-file
         await download(app, pilot, quants, FILE)
         row = only_row(app)
-
-        def started() -> bool:
-            return row.progress is not None and row.progress.bytes_done > 0
-
-        await until(pilot, started, "bytes arrived")
+        await until(lambda: bytes_arrived(row), "bytes arrived (then the download waits)")
         await pilot.press("x")
-        await until(pilot, lambda: row.state is JobState.CANCELLED, "the download stopped")
-        await pilot.pause()
+        await until(lambda: row.state is JobState.CANCELLED, "the download stopped")
+        await settle(app)
         assert (models / f"{FILE}.part").stat().st_size > 0
         assert not (models / FILE).exists()
         title, message = notes(app)[-1]
         assert title == "Download cancelled" and ".part file" in message
         assert "part kept" in text(row.query_one(".download-state", Static))
-    fake_hub.reset_faults()
     part_size = (models / f"{FILE}.part").stat().st_size
 
     again = make_app(settings, fake_services(FROZEN_CHECKS))
@@ -274,10 +291,11 @@ async def test_cancel_keeps_the_part_and_the_next_run_resumes_it(
         assert row.note == "interrupted · p resumes" and row.present == part_size
         fake_hub.clear_requests()
         await pilot.press("escape")  # out of the search field: single keys act again
+        await settle(again)
         assert again.focused is panel(again).query_one(ListView)
         await pilot.press("p")
-        await settle(again, pilot)
-        await until(pilot, lambda: row.done, "the resumed download finished")
+        await settle(again)
+        await until(lambda: row.done, "the resumed download finished")
         assert (models / FILE).read_bytes() == tiny
         gets = [r for r in fake_hub.requests if r.method == "GET" and r.file]
         assert [r.range for r in gets] == [f"bytes={part_size}-"]
@@ -311,13 +329,13 @@ async def test_more_pages_and_another_sort_order(app: LlmTuiApp, fake_hub: FakeH
         assert results.row_count == 30 and next(iter(results.repos)) == "acme/m30-GGUF"
         assert "n (or scrolling down) loads more" in text(screen.query_one("#hub-status", Static))
         await pilot.press("n")
-        await settle(app, pilot)
+        await settle(app)
         assert results.row_count == 31
         assert "loads more" not in text(screen.query_one("#hub-status", Static))
         assert screen.check_action("more_results", ()) is False
 
         await pilot.press("o")
-        await settle(app, pilot)
+        await settle(app)
         assert screen.sort == "likes"
         assert text(screen.query_one("#hub-sort", Static)) == "sort: likes (o)"
         assert next(iter(results.repos)) == "acme/m00-GGUF"
@@ -330,19 +348,19 @@ async def test_quitting_pauses_a_download_and_keeps_its_part(
     fake_hub.add_repo(REPO, {FILE: tiny})
     app = make_app(settings, fake_services(FROZEN_CHECKS))
     async with app.run_test(size=SIZE) as pilot:
-        await open_screen(app, pilot)
+        await open_screen(app, pilot, make_downloader=stalling_downloader)
         await search(app, pilot, "tiny")
         quants = await open_repo(app, pilot, REPO)
-        fake_hub.faults.delay_per_chunk = 0.5
         await download(app, pilot, quants, FILE)
         row = only_row(app)
-        await until(pilot, lambda: row.state is JobState.RUNNING, "the download runs")
+        await until(lambda: bytes_arrived(row), "bytes arrived (then the download waits)")
         job = row.job
-        assert job is not None
-    for _ in range(500):  # the download thread stops at its next chunk
-        if job.state is JobState.PAUSED:
-            break
-        threading.Event().wait(0.01)
+        assert job is not None and job.state is JobState.RUNNING
+    # Quitting pauses the job and closes the downloader on a thread of its own, which joins
+    # the download threads: once it has ended, the job has stopped.
+    for closer in [t for t in threading.enumerate() if t.name == "close-downloads"]:
+        closer.join(timeout=DEADLINE_S)
+        assert not closer.is_alive()
     assert job.state is JobState.PAUSED
     assert (models / f"{FILE}.part").exists() and not (models / FILE).exists()
 
@@ -361,9 +379,62 @@ async def test_a_split_set_lands_in_its_own_folder(
         question = await download(app, pilot, quants, key)
         assert "in 2 parts) from acme/Big-GGUF into ./models/Big-Q8_0?" in question
         row = only_row(app)
-        await until(pilot, lambda: row.done, "both parts arrived")
+        await until(lambda: row.done, "both parts arrived")
         for shard in shards:
             assert (models / "Big-Q8_0" / shard.name).read_bytes() == shard.read_bytes()
         await pilot.press("s")
-        await settle(app, pilot)
+        await settle(app)
         assert app.settings.chat_model == f"Big-Q8_0/{shards[0].name}"
+
+
+EVIL = "acme[/]Evil-[@click=app.quit]GGUF"  # markup in a repo id a Hub (or mirror) returns
+EVIL_WARNING = "Retrying in 1s [/] [@click=app.quit]now[/]"
+
+
+class HeldListing(Hub):
+    """The real client, but a listing waits until the test lets it go (it is "in flight")."""
+
+    def __init__(self, settings: Settings) -> None:
+        real = hub_from_settings(settings)
+        super().__init__(real.endpoint, real.token, token_withheld=real.token_withheld)
+        self.listing = threading.Event()
+        self.release = threading.Event()
+
+    def list_gguf_files(self, repo_id: str, revision: str = "main") -> RepoFiles:
+        self.listing.set()
+        self.release.wait(timeout=DEADLINE_S)
+        return super().list_gguf_files(repo_id, revision)
+
+
+async def test_markup_from_the_hub_shows_as_written_and_runs_nothing(
+    app: LlmTuiApp, fake_hub: FakeHub, tiny: bytes
+) -> None:
+    fake_hub.add_repo(EVIL, {FILE: tiny})
+    hubs: list[HeldListing] = []
+
+    def held_hub(settings: Settings) -> HeldListing:
+        hubs.append(HeldListing(settings))
+        return hubs[-1]
+
+    app.install_screen(HubScreen(make_hub=held_hub), HUB_SCREEN)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_screen(app, pilot)
+        await search(app, pilot, "evil")
+        results = screen.query_one(ResultsTable)
+        assert cells(results, EVIL)[0] == EVIL
+
+        results.move_cursor(row=results.get_row_index(EVIL))
+        await settle(app)
+        await pilot.press("enter")
+        await until(hubs[-1].listing.is_set, "the listing is in flight")
+        # What huggingface_hub logs while a request waits reaches the repo line.
+        logging.getLogger(HUB_LOGGER).warning(EVIL_WARNING)
+        repo_line = screen.query_one("#hub-repo", Static)
+        await until(lambda: EVIL_WARNING in text(repo_line), "the warning is shown")
+        assert text(repo_line) == f"Listing {EVIL}… the Hub does not answer yet: {EVIL_WARNING}"
+        assert all("@click" not in str(span.style) for span in repo_line.visual.spans)
+
+        hubs[-1].release.set()  # the library refuses such a name: the error names it as is
+        await settle(app)
+        assert EVIL in text(repo_line) and text(repo_line).startswith("✗ ")
+        assert app.is_running and isinstance(app.screen, HubScreen)

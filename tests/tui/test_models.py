@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
+from textual.pilot import Pilot
 from textual.widgets import Static
 
 from stack.settings import Settings, load_settings
 from tests.support.gguf_factory import write_tiny_model, write_truncated
 from tests.tui.conftest import FROZEN_CHECKS
 from tests.tui.fakes import FakeEngine, fake_services, frozen_gpu, running_stack
-from tests.tui.helpers import SIZE, go_to, notes, settle, text
+from tests.tui.helpers import DEADLINE_S, SIZE, go_to, notes, settle, text, until
 from tui.__main__ import LlmTuiApp, make_app
 from tui.screens.models import ModelTable
 
@@ -31,12 +33,12 @@ def row(app: LlmTuiApp, key: str) -> list[str]:
     return [str(cell).strip() for cell in app.screen.query_one(ModelTable).get_row(key)]
 
 
-async def pick(app: LlmTuiApp, pilot: object, key: str, press: str) -> None:
+async def pick(app: LlmTuiApp, pilot: Pilot[int], key: str, press: str) -> None:
     table = app.screen.query_one(ModelTable)
-    assert app.focused is table
+    assert app.focused is table  # set when the scan's rows land: settled before this
     table.move_cursor(row=table.get_row_index(key))
-    await pilot.press(press)  # type: ignore[attr-defined]
-    await settle(app, pilot)  # type: ignore[arg-type]
+    await pilot.press(press)
+    await settle(app)
 
 
 async def test_enter_swaps_the_running_stack(
@@ -44,7 +46,7 @@ async def test_enter_swaps_the_running_stack(
 ) -> None:
     engine.statuses = running_stack()
     async with app.run_test(size=SIZE) as pilot:
-        await settle(app, pilot)
+        await settle(app)
         await go_to(app, pilot, "models")
         await pick(app, pilot, "beta.gguf", "enter")
         assert engine.calls == [("swap", "beta.gguf", "chat")]
@@ -61,7 +63,7 @@ async def test_c_sets_the_code_model_while_the_stack_is_stopped(
     library: Path, home: Path, app: LlmTuiApp, engine: FakeEngine
 ) -> None:
     async with app.run_test(size=SIZE) as pilot:
-        await settle(app, pilot)
+        await settle(app)
         await go_to(app, pilot, "models")
         await pick(app, pilot, "alpha.gguf", "c")
         assert engine.calls == []
@@ -75,7 +77,7 @@ async def test_a_broken_file_is_dimmed_with_its_reason_and_not_served(
 ) -> None:
     engine.statuses = running_stack()
     async with app.run_test(size=SIZE) as pilot:
-        await settle(app, pilot)
+        await settle(app)
         await go_to(app, pilot, "models")
         cells = row(app, "broken.gguf")
         assert cells[2] == "—" and cells[-1] == "✗ broken"
@@ -98,7 +100,7 @@ async def test_a_failed_swap_is_reported_with_its_fix(
         fix="a smaller model may help",
     )
     async with app.run_test(size=SIZE) as pilot:
-        await settle(app, pilot)
+        await settle(app)
         await go_to(app, pilot, "models")
         await pick(app, pilot, "beta.gguf", "enter")
         title, message = notes(app)[-1]
@@ -110,8 +112,27 @@ async def test_a_failed_swap_is_reported_with_its_fix(
 async def test_fit_uses_the_free_vram_of_the_gpu(library: Path, settings: Settings) -> None:
     app = make_app(settings, fake_services(FROZEN_CHECKS, gpus=frozen_gpu))
     async with app.run_test(size=SIZE) as pilot:
-        await settle(app, pilot)
+        await settle(app)
         await go_to(app, pilot, "models")
         assert row(app, "alpha.gguf")[-1] == "✓ fits"
         where = text(app.screen.query_one("#models-where", Static))
         assert "1.7 GiB free on NVIDIA GeForce RTX 4050 Laptop GPU" in where
+
+
+async def test_quitting_stops_a_swap_at_once(
+    library: Path, app: LlmTuiApp, engine: FakeEngine
+) -> None:
+    engine.statuses = running_stack()
+    engine.release = threading.Event()  # never set: the new model would load for long
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app)
+        await go_to(app, pilot, "models")
+        table = app.screen.query_one(ModelTable)
+        table.move_cursor(row=table.get_row_index("beta.gguf"))
+        await settle(app)
+        await pilot.press("enter")
+        await until(lambda: bool(engine.calls), "the swap runs (and waits)")
+        await pilot.press("q")
+    assert not app.is_running
+    assert engine.returned.wait(timeout=DEADLINE_S)
+    assert engine.cancelled == ["swap"]

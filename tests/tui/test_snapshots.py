@@ -7,14 +7,15 @@ Regenerate after an intended change with `pytest tests/tui/test_snapshots.py
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Input
+from textual.screen import Screen
+from textual.widgets import HelpPanel, Input, Log, TabbedContent
 
 from stack.doctor import Check, Status
 from stack.logs import LogLine
@@ -30,31 +31,121 @@ from tests.tui.fakes import (
     running,
     running_stack,
 )
-from tui.__main__ import make_app
-from tui.screens.settings import SettingsTable
+from tests.tui.helpers import SIZE, freeze, settle, text, until
+from tui.__main__ import LlmTuiApp, make_app
+from tui.screens.chat import ChatScreen
+from tui.screens.connect import ConnectScreen
+from tui.screens.dashboard import DashboardScreen
+from tui.screens.edit_setting import EditSettingScreen
+from tui.screens.logs import LogsScreen
+from tui.screens.models import ModelsScreen, ModelTable
+from tui.screens.settings import SettingsScreen, SettingsTable
+from tui.widgets.chat_messages import AssistantMessage
+from tui.widgets.checklist import Checklist
+from tui.widgets.gpu_strip import GpuStrip
+from tui.widgets.service_card import ServiceCard
 
 pytestmark = pytest.mark.tui
 
-SIZE = (100, 32)
 SnapCompare = Callable[..., bool]
+RunBefore = Callable[[Pilot[int]], Awaitable[None]]
+Ready = Callable[[LlmTuiApp], bool]
 
 
-def keys(*presses: str) -> Callable[[Pilot[int]], Awaitable[None]]:
-    """Press keys, letting every worker finish and its messages land after each."""
+def shows(
+    *presses: str,
+    ready: Ready,
+    what: str,
+    then: Callable[[Pilot[int]], Awaitable[None]] | None = None,
+) -> RunBefore:
+    """Press keys (settling after each), run ``then``, wait until ``ready`` says the
+    picture's state is there, and freeze the app so the picture is taken of exactly that."""
 
     async def run(pilot: Pilot[int]) -> None:
-        await settle(pilot)
+        app = pilot.app
+        assert isinstance(app, LlmTuiApp)
+        await settle(app)
         for key in presses:
             await pilot.press(key)
-            await settle(pilot)
+            await settle(app)
+        if then is not None:
+            await then(pilot)
+        await until(lambda: ready(app), what)
+        await freeze(app)
+        assert ready(app), f"no longer so when pictured: {what}"
 
     return run
 
 
-async def settle(pilot: Pilot[int]) -> None:
-    for _ in range(2):
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
+async def unfocus(pilot: Pilot[int]) -> None:
+    """No focus, so no blinking cursor in the picture (after the app set its own focus)."""
+    pilot.app.screen.set_focus(None)
+    await settle(pilot.app)
+
+
+# --- what each picture waits for -----------------------------------------------------------
+
+
+def dashboard_ready(app: LlmTuiApp) -> bool:
+    screen = app.screen
+    if not isinstance(screen, DashboardScreen):
+        return False
+    panel = screen.stack_panel
+    strip = screen.query_one(GpuStrip)
+    focused = app.focused
+    return (
+        screen.query_one(Checklist).checks is not None
+        and (panel.statuses is not None or bool(panel.engine_problem))
+        and (strip.has_class("-unavailable") or "GPU 0" in text(strip))
+        and isinstance(focused, ServiceCard)
+        and focused.role == "inference"
+    )
+
+
+def keys_panel_ready(app: LlmTuiApp) -> bool:
+    return dashboard_ready(app) and bool(app.screen.query(HelpPanel))
+
+
+def models_ready(count: int) -> Ready:
+    def ready(app: LlmTuiApp) -> bool:
+        screen = app.screen
+        if not isinstance(screen, ModelsScreen) or screen.has_class("-scanning"):
+            return False
+        table = screen.query_one(ModelTable)
+        if count == 0:
+            return screen.has_class("-empty") and table.row_count == 0
+        return table.row_count == count and app.focused is table
+
+    return ready
+
+
+def logs_ready(state: str, lines: int, focus: str) -> Ready:
+    def ready(app: LlmTuiApp) -> bool:
+        screen = app.screen
+        return (
+            isinstance(screen, LogsScreen)
+            and screen._state == state
+            and screen.query_one(Log).line_count == lines
+            and app.focused is screen.query_one(focus)
+        )
+
+    return ready
+
+
+def unfocused(kind: type[Screen[Any]]) -> Ready:
+    return lambda app: isinstance(app.screen, kind) and app.focused is None
+
+
+def table_ready(app: LlmTuiApp) -> bool:
+    screen = app.screen
+    if not isinstance(screen, SettingsScreen):
+        return False
+    table = screen.query_one(SettingsTable)
+    return table.row_count > 0 and app.focused is table
+
+
+def check(snap_compare: SnapCompare, app: object, run_before: RunBefore) -> None:
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
 
 
 READY_CHECKS = [
@@ -84,21 +175,21 @@ def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     time.tzset()
 
 
-def snapshot_app(home: Path, services: Any = None, **values: str) -> object:
+def snapshot_app(home: Path, services: Any = None, **values: str) -> LlmTuiApp:
     write_env(home, **values)
     return make_app(load_settings(home / ".env"), services or fake_services(FROZEN_CHECKS))
 
 
-def check(snap_compare: SnapCompare, app: object, presses: Iterable[str] = ()) -> None:
-    assert snap_compare(app, terminal_size=SIZE, run_before=keys(*presses))
+DASHBOARD = shows(ready=dashboard_ready, what="checks, statuses, GPU line and card focus")
 
 
 def test_dashboard(snap_compare: SnapCompare, home: Path) -> None:
-    check(snap_compare, snapshot_app(home))
+    check(snap_compare, snapshot_app(home), DASHBOARD)
 
 
 def test_dashboard_keys_panel(snap_compare: SnapCompare, home: Path) -> None:
-    check(snap_compare, snapshot_app(home), ["question_mark"])
+    run = shows("question_mark", ready=keys_panel_ready, what="the dashboard with its keys")
+    check(snap_compare, snapshot_app(home), run)
 
 
 def test_dashboard_running(snap_compare: SnapCompare, home: Path) -> None:
@@ -106,18 +197,19 @@ def test_dashboard_running(snap_compare: SnapCompare, home: Path) -> None:
     services = fake_services(READY_CHECKS, engine=engine, gpus=frozen_gpu)
     model = "Qwen2.5-Coder-7B-Instruct-Q4_K_M.gguf"
     write_tiny_model(home / "models" / model)  # CHAT_MODEL must name a file to be valid
-    check(snap_compare, snapshot_app(home, services, CHAT_MODEL=model))
+    check(snap_compare, snapshot_app(home, services, CHAT_MODEL=model), DASHBOARD)
 
 
 def test_dashboard_service_died(snap_compare: SnapCompare, home: Path) -> None:
     dead = replace(running("inference"), state="exited", health="", exit_code=137, oom_killed=True)
     engine = FakeEngine(statuses=[dead, running("api-gateway")])
     services = fake_services(READY_CHECKS, engine=engine, gpus=frozen_gpu)
-    check(snap_compare, snapshot_app(home, services))
+    check(snap_compare, snapshot_app(home, services), DASHBOARD)
 
 
 def test_models_empty(snap_compare: SnapCompare, home: Path) -> None:
-    check(snap_compare, snapshot_app(home), ["2"])
+    run = shows("2", ready=models_ready(0), what="the scan found nothing")
+    check(snap_compare, snapshot_app(home), run)
 
 
 def test_models_listed(snap_compare: SnapCompare, home: Path) -> None:
@@ -127,7 +219,8 @@ def test_models_listed(snap_compare: SnapCompare, home: Path) -> None:
     write_truncated(models / "cut-short.gguf", name="cut-short")
     services = fake_services(FROZEN_CHECKS, gpus=frozen_gpu)
     app = snapshot_app(home, services, CHAT_MODEL="tiny-chat-F16.gguf")
-    check(snap_compare, app, ["2"])
+    run = shows("2", ready=models_ready(3), what="three rows, and the table has focus")
+    check(snap_compare, app, run)
 
 
 def test_logs(snap_compare: SnapCompare, home: Path) -> None:
@@ -141,21 +234,25 @@ def test_logs(snap_compare: SnapCompare, home: Path) -> None:
         LogLine("srv  log_server_r: request: GET /health 127.0.0.1 200", "2025-01-01T10:00:02.00Z"),
     ]
     engine = FakeEngine(statuses=running_stack())
-    logs = FakeLogs({"inference": [lines]}, hold=False)
-    check(
-        snap_compare,
-        snapshot_app(home, fake_services(FROZEN_CHECKS, engine=engine, logs=logs)),
-        ["3"],
+    logs = FakeLogs({"inference": [lines]}, hold=False)  # the stream ends: the stop note
+    app = snapshot_app(home, fake_services(FROZEN_CHECKS, engine=engine, logs=logs))
+    run = shows(
+        "3",
+        ready=logs_ready("stopped", len(lines) + 1, "#logs-view"),
+        what="the lines and the note",
     )
+    check(snap_compare, app, run)
 
 
 def test_logs_stack_stopped(snap_compare: SnapCompare, home: Path) -> None:
-    check(snap_compare, snapshot_app(home), ["3"])
+    run = shows("3", ready=logs_ready("not available", 0, "#logs-tabs"), what="no container")
+    check(snap_compare, snapshot_app(home), run)
 
 
 def test_chat_empty(snap_compare: SnapCompare, home: Path) -> None:
     # Esc leaves the input: no blinking cursor in the picture.
-    check(snap_compare, snapshot_app(home), ["4", "escape"])
+    run = shows("4", "escape", ready=unfocused(ChatScreen), what="the input left")
+    check(snap_compare, snapshot_app(home), run)
 
 
 def test_chat_after_an_answer(snap_compare: SnapCompare, home: Path) -> None:
@@ -163,18 +260,26 @@ def test_chat_after_an_answer(snap_compare: SnapCompare, home: Path) -> None:
     chat = FakeChat(pieces=ANSWER, usage={"completion_tokens": 38})
     app = snapshot_app(home, fake_services(FROZEN_CHECKS, engine=engine, chat=chat))
 
-    async def run(pilot: Pilot[int]) -> None:
-        await keys("4")(pilot)
-        await pilot.press(*"What is in a GGUF file?", "enter")
-        await settle(pilot)
-        pilot.app.screen.set_focus(None)  # no blinking cursor in the picture
-        await pilot.pause()
+    def answered(app: LlmTuiApp) -> bool:
+        screen = app.screen
+        return (
+            isinstance(screen, ChatScreen)
+            and screen.answer is None
+            and bool(screen.query(AssistantMessage))
+            and app.focused is screen.query_one("#chat-input", Input)  # given back
+        )
 
-    assert snap_compare(app, terminal_size=SIZE, run_before=run)
+    async def ask(pilot: Pilot[int]) -> None:
+        await pilot.press(*"What is in a GGUF file?", "enter")
+        await until(lambda: answered(app), "the answer finished and the input has focus")
+        await unfocus(pilot)
+
+    run = shows("4", ready=unfocused(ChatScreen), what="no focus after the answer", then=ask)
+    check(snap_compare, app, run)
 
 
 def test_settings(snap_compare: SnapCompare, home: Path) -> None:
-    check(snap_compare, snapshot_app(home), ["5"])
+    check(snap_compare, snapshot_app(home), shows("5", ready=table_ready, what="the table"))
 
 
 def test_settings_with_problems(snap_compare: SnapCompare, home: Path) -> None:
@@ -182,38 +287,52 @@ def test_settings_with_problems(snap_compare: SnapCompare, home: Path) -> None:
     env = home / ".env"
     env.write_text(env.read_text() + "PARALLEL=lots\nMY_OWN_SETTING=kept\n")
     app = make_app(load_settings(env), fake_services(FROZEN_CHECKS))
-    check(snap_compare, app, ["5"])
+    check(snap_compare, app, shows("5", ready=table_ready, what="the table"))
 
 
 def test_settings_edit_error(snap_compare: SnapCompare, home: Path) -> None:
     app = snapshot_app(home)
 
-    async def run(pilot: Pilot[int]) -> None:
-        await keys("5")(pilot)
-        table = pilot.app.screen.query_one(SettingsTable)
+    def rejected(app: LlmTuiApp) -> bool:
+        dialog = app.screen
+        return (
+            isinstance(dialog, EditSettingScreen)
+            and dialog.query_one("#edit-error").has_class("-visible")
+            and app.focused is dialog.query_one("#edit-value")  # refocused on the error
+        )
+
+    async def edit(pilot: Pilot[int]) -> None:
+        table = app.screen.query_one(SettingsTable)
         table.move_cursor(row=table.get_row_index("CTX_SIZE"))
         await pilot.press("enter")
-        await settle(pilot)
-        field = pilot.app.screen.query_one("#edit-value", Input)
+        await settle(app)
+        field = app.screen.query_one("#edit-value", Input)
         field.value = "abc"
         await pilot.press("enter")
-        await settle(pilot)
-        pilot.app.screen.set_focus(None)  # no blinking cursor in the picture
-        await pilot.pause()
+        await until(lambda: rejected(app), "the edit was rejected and the field refocused")
+        await unfocus(pilot)
 
-    assert snap_compare(app, terminal_size=SIZE, run_before=run)
+    run = shows("5", ready=unfocused(EditSettingScreen), what="the error, no focus", then=edit)
+    check(snap_compare, app, run)
 
 
 def test_connect(snap_compare: SnapCompare, home: Path) -> None:
-    check(snap_compare, snapshot_app(home), ["6"])
+    run = shows("6", ready=lambda app: isinstance(app.screen, ConnectScreen), what="Connect")
+    check(snap_compare, snapshot_app(home), run)
 
 
 def test_connect_claude_code_revealed(snap_compare: SnapCompare, home: Path) -> None:
-    app = snapshot_app(home)
+    def revealed(app: LlmTuiApp) -> bool:
+        screen = app.screen
+        return (
+            isinstance(screen, ConnectScreen)
+            and screen.reveal
+            and screen.query_one(TabbedContent).active == "tab-claude_code"
+        )
 
-    async def run(pilot: Pilot[int]) -> None:
-        await keys("6", "s")(pilot)
-        pilot.app.screen.query_one("TabbedContent").active = "tab-claude_code"
-        await settle(pilot)
+    async def claude(pilot: Pilot[int]) -> None:
+        pilot.app.screen.query_one(TabbedContent).active = "tab-claude_code"
+        await settle(pilot.app)
 
-    assert snap_compare(app, terminal_size=SIZE, run_before=run)
+    run = shows("6", "s", ready=revealed, what="the key shown, Claude Code's tab", then=claude)
+    check(snap_compare, snapshot_app(home), run)

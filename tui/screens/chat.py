@@ -7,7 +7,6 @@ each time and kept for the session. Esc cancels an answer and gives the message 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -20,11 +19,12 @@ from textual.message import Message
 from textual.widgets import Input, Select, Static
 from textual.worker import Worker, WorkerState
 
+from stack.cancel import CancelToken
 from stack.chat import ChatDelta, ChatError
 from stack.errors import LlmTuiError
 from stack.settings import Settings
 from tui.commands import bindings
-from tui.mailbox import Mailbox
+from tui.mailbox import Mailbox, cancel_soon
 from tui.screens.base import ModeScreen
 from tui.services import ChatStreamer, StackEngine
 from tui.widgets.chat_messages import AssistantMessage, SystemLine, UserMessage
@@ -44,6 +44,13 @@ def chat_intro(settings: Settings) -> str:
     )
 
 
+def merge_deltas(deltas: list[ChatDelta]) -> list[ChatDelta]:
+    """Pieces that piled up while the screen was busy, as one: the answer reads the same."""
+    finish = next((d.finish_reason for d in reversed(deltas) if d.finish_reason), None)
+    usage = next((d.usage for d in reversed(deltas) if d.usage), None)
+    return [ChatDelta("".join(delta.text for delta in deltas), finish, usage)]
+
+
 def gateway_base(settings: Settings) -> str:
     # 127.0.0.1 rather than localhost: no IPv6 detour where only IPv4 is published.
     return settings.gateway_url.replace("localhost", "127.0.0.1")
@@ -57,7 +64,8 @@ class PendingAnswer:
     model: str
     clock: Callable[[], float]
     mailbox: Mailbox[ChatDelta]
-    cancelled: threading.Event = field(default_factory=threading.Event)
+    # Esc cancels it, and so does quitting: the stream's connection is closed at once.
+    cancel: CancelToken = field(default_factory=CancelToken)
     sent_at: float = 0.0
     first_at: float | None = None
     last_at: float | None = None
@@ -182,8 +190,11 @@ class ChatScreen(ModeScreen):
         log.mount_all([UserMessage(prompt), view])
         log.anchor()  # back to the bottom, even if the user had scrolled up
         services = self.llm_app.services
+        mailbox: Mailbox[ChatDelta] = Mailbox(
+            self, lambda: self.AnswerChunk(answer), compact=merge_deltas
+        )
         answer: PendingAnswer = PendingAnswer(
-            prompt, self.model, services.clock, Mailbox(self, lambda: self.AnswerChunk(answer))
+            prompt, self.model, services.clock, mailbox, cancel=self.llm_app.cancel_token()
         )
         answer.sent_at = services.clock()
         self.answer, self.answer_view = answer, view
@@ -212,17 +223,18 @@ class ChatScreen(ModeScreen):
         if problem is not None:
             self.post_message(self.AnswerFailed(answer, problem))
             return
+        cancel = answer.cancel
         try:
-            for delta in stream_chat(base_url, key, messages, model=answer.model):
-                if answer.cancelled.is_set():
+            for delta in stream_chat(base_url, key, messages, model=answer.model, cancel=cancel):
+                if cancel.cancelled:
                     return  # leaving the loop closes the connection
                 answer.record(delta)
                 answer.mailbox.put_one(delta)
-        except LlmTuiError as error:
-            if not answer.cancelled.is_set():
+        except LlmTuiError as error:  # `Cancelled` too: then nobody waits for the answer
+            if not cancel.cancelled:
                 self.post_message(self.AnswerFailed(answer, error))
             return
-        if not answer.cancelled.is_set():
+        if not cancel.cancelled:
             self.post_message(self.AnswerDone(answer))
 
     async def on_chat_screen_answer_chunk(self, message: AnswerChunk) -> None:
@@ -255,7 +267,7 @@ class ChatScreen(ModeScreen):
         answer, view = self.answer, self.answer_view
         if answer is None:
             return
-        answer.cancelled.set()
+        cancel_soon(answer.cancel)
         self.answer = self.answer_view = None
         if view is not None:
             if view.text:

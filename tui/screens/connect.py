@@ -29,7 +29,7 @@ class ConnectScreen(ModeScreen):
 
     def compose_body(self) -> ComposeResult:
         with Vertical(id="connect"):
-            yield Static("", id="connect-summary")
+            yield Static("", id="connect-summary", markup=False)
             with TabbedContent(id="snippets"):
                 for name, title in SNIPPET_TITLES.items():
                     with TabPane(title, id=f"tab-{name}"), ScrollableContainer():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import ClassVar
 
 from textual import work
@@ -19,23 +20,24 @@ from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from stack.cancel import CancelToken
 from stack.doctor import Check, Status
 from stack.engine import UpResult
 from stack.errors import LlmTuiError
 from stack.settings import Settings
 from tui.commands import bindings
-from tui.mailbox import Mailbox
+from tui.mailbox import Mailbox, newest
 from tui.screens.base import ModeScreen
 from tui.screens.dialogs import ConfirmScreen, PickServiceScreen
 from tui.screens.logs import LogsScreen
 from tui.services import Progress, StackEngine
 from tui.widgets.checklist import Checklist
 from tui.widgets.gpu_strip import GpuStrip
-from tui.widgets.operation_panel import OperationPanel
+from tui.widgets.operation_panel import OperationPanel, line_key
 from tui.widgets.service_card import ServiceCard
 from tui.widgets.stack_panel import StackPanel
 
-Job = Callable[[StackEngine, Progress], str]
+Job = Callable[[StackEngine, Progress, CancelToken], str]
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,10 @@ class DashboardScreen(ModeScreen):
         super().__init__()
         self._pending_checks: list[Check] | None = None
         self._checks: list[Check] | None = None
-        self._progress: Mailbox[str] = Mailbox(self, self.OperationProgress)
+        # A line replaces the older one about the same thing (see OperationPanel).
+        self._progress: Mailbox[str] = Mailbox(
+            self, self.OperationProgress, compact=partial(newest, key=line_key)
+        )
         self._operation: Operation | None = None
 
     def compose_body(self) -> ComposeResult:
@@ -156,8 +161,8 @@ class DashboardScreen(ModeScreen):
     # --- stack operations ---------------------------------------------------------------
 
     def action_start_stack(self) -> None:
-        def up(engine: StackEngine, progress: Progress) -> str:
-            return up_summary(engine.up(progress=progress), engine.settings)
+        def up(engine: StackEngine, progress: Progress, cancel: CancelToken) -> str:
+            return up_summary(engine.up(progress=progress, cancel=cancel), engine.settings)
 
         self.run_operation(
             Operation("Starting the stack", "Stack started", "Could not start the stack", up)
@@ -181,8 +186,8 @@ class DashboardScreen(ModeScreen):
         if not yes:
             return
 
-        def down(engine: StackEngine, progress: Progress) -> str:
-            removed = engine.down(progress=progress)
+        def down(engine: StackEngine, progress: Progress, cancel: CancelToken) -> str:
+            removed = engine.down(progress=progress, cancel=cancel)
             if not removed:
                 return "Nothing was running"
             return f"Stack stopped: removed {', '.join(removed)}"
@@ -206,8 +211,8 @@ class DashboardScreen(ModeScreen):
         if role is None:
             return
 
-        def restart(engine: StackEngine, progress: Progress) -> str:
-            engine.restart(role, progress=progress)
+        def restart(engine: StackEngine, progress: Progress, cancel: CancelToken) -> str:
+            engine.restart(role, progress=progress, cancel=cancel)
             return f"{role} restarted"
 
         self.run_operation(
@@ -226,11 +231,11 @@ class DashboardScreen(ModeScreen):
         self._operation = operation
         self._progress.take()
         self.query_one(OperationPanel).start(operation.running)
-        self.operate(self.llm_app.engine, operation)
+        self.operate(self.llm_app.engine, operation, self.llm_app.cancel_token())
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="stack-op")
-    def operate(self, engine: StackEngine, operation: Operation) -> None:
-        summary = operation.job(engine, self._progress.put_one)
+    def operate(self, engine: StackEngine, operation: Operation, cancel: CancelToken) -> None:
+        summary = operation.job(engine, self._progress.put_one, cancel)
         self.post_message(self.OperationDone(operation, summary))
 
     def on_dashboard_screen_operation_progress(self, message: OperationProgress) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, OptionList, Static
 from textual.widgets.option_list import Option
@@ -61,7 +62,9 @@ class PickServiceScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="pick-dialog", classes="dialog") as dialog:
             dialog.border_title = self.title_text
-            yield OptionList(*(Option(role, id=role) for role in self.roles), id="pick-list")
+            # Content, not a str: an option's prompt is markup, and roles come from labels.
+            options = (Option(Content(role), id=role) for role in self.roles)
+            yield OptionList(*options, id="pick-list")
         yield Footer()
 
     def on_mount(self) -> None:

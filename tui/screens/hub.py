@@ -195,7 +195,7 @@ class HubScreen(ModeScreen):
                 yield Static(self.sort_text(), id="hub-sort", markup=False)
             yield Static("", id="hub-status", markup=False)
             yield ResultsTable(id="hub-results")
-            yield Static("", id="hub-repo")
+            yield Static("", id="hub-repo", markup=False)
             yield QuantsTable(id="hub-quants")
             yield self.downloads
         yield Footer()
@@ -233,8 +233,9 @@ class HubScreen(ModeScreen):
         self.query_one("#hub-status", Static).update(text)
 
     def show_repo(self, text: str | Content) -> None:
+        """The line above the quants; a str is plain text (repo ids come from the Hub)."""
         repo = self.query_one("#hub-repo", Static)
-        repo.update(text)
+        repo.update(Content(text) if isinstance(text, str) else text)
         repo.display = bool(text)
 
     def sort_text(self) -> str:
@@ -399,9 +400,11 @@ class HubScreen(ModeScreen):
     def on_hub_screen_hub_notice(self, message: HubNotice) -> None:
         self.log.warning(f"huggingface_hub: {message.text}")
         waiting = f"the Hub does not answer yet: {message.text}"
+        listing = self._files_worker
         if self.searching:
             self.show_status(f"Searching… {waiting}")
-        elif self.listing is None and self.listing_repo:
+        elif listing is not None and not listing.is_finished and self.listing is None:
+            # Plain text: both the repo id and the library's words came over the network.
             self.show_repo(f"Listing {self.listing_repo}… {waiting}")
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:

@@ -55,6 +55,10 @@ def format_lines(lines: Iterable[LogLine], offset: int) -> list[str]:
     ]
 
 
+def dropped_note(count: int, role: str) -> str:
+    return f"── {count:,} lines dropped: {role} wrote them faster than this pane could show ──"
+
+
 def matches(line: str, text: str) -> bool:
     return text in line.lower()
 
@@ -95,6 +99,7 @@ class LogsScreen(ModeScreen):
         super().__init__()
         self.role = "inference"
         self.lines: deque[str] = deque(maxlen=MAX_LINES)
+        self.dropped = 0  # lines the container wrote faster than the pane could take them
         self.filter_text = ""
         self.following = False
         self._offset = time.localtime().tm_gmtoff
@@ -138,11 +143,13 @@ class LogsScreen(ModeScreen):
         """Open the current service's logs from the last LOG_TAIL lines."""
         self.stop_following()
         self.lines.clear()
+        self.dropped = 0
         log = self.query_one(Log)
         log.clear()
         self._handle = StreamHandle()
         self.llm_app.track_stream(self._handle)
-        mailbox: Mailbox[str] = Mailbox(self, lambda: self.LinesArrived(mailbox))
+        # No more waits than the pane shows: older lines would scroll out of it anyway.
+        mailbox: Mailbox[str] = Mailbox(self, lambda: self.LinesArrived(mailbox), limit=MAX_LINES)
         self._mailbox = mailbox
         self._state = "connecting…"
         self.show_empty("")
@@ -206,7 +213,10 @@ class LogsScreen(ModeScreen):
     def on_logs_screen_lines_arrived(self, message: LinesArrived) -> None:
         if message.mailbox is not self._mailbox:
             return  # lines of a stream closed since
-        lines = message.mailbox.take()
+        lines, dropped = message.mailbox.drain()
+        if dropped:
+            self.dropped += dropped
+            lines = [dropped_note(dropped, self.role), *lines]
         self.lines.extend(lines)
         if self.filter_text:
             lines = [line for line in lines if matches(line, self.filter_text)]
@@ -268,8 +278,9 @@ class LogsScreen(ModeScreen):
     def select_service(self, role: str) -> None:
         """Show ``role``'s logs (the Dashboard's l key lands here)."""
         tabs = self.query_one(Tabs)
-        if tabs.query(f"#logs-tab-{role}"):
-            tabs.active = f"logs-tab-{role}"  # TabActivated does the rest
+        wanted = f"logs-tab-{role}"  # compared, not queried: a role is no safe selector
+        if any(tab.id == wanted for tab in tabs.query(Tab)):
+            tabs.active = wanted  # TabActivated does the rest
 
     def on_tabs_tab_activated(self, event: Tabs.TabActivated) -> None:
         event.stop()
@@ -354,6 +365,8 @@ class LogsScreen(ModeScreen):
             parts.append("following" if self.query_one(Log).auto_scroll else "paused (f follows)")
         count = len(self.lines)
         parts.append(f"{count:,} line{'s' if count != 1 else ''}")
+        if self.dropped:
+            parts.append(f"{self.dropped:,} lines dropped (written faster than shown)")
         if self.filter_text:
             shown = self.query_one(Log).line_count
             parts.append(f"filter “{self.filter_text}”: {shown:,} shown")

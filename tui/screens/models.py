@@ -20,6 +20,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from stack.cancel import CancelToken
 from stack.fit import FitEstimate, Verdict, estimate_for_settings
 from stack.gpu import GpuSample, GpuUnavailable
 from stack.library import LocalModel
@@ -179,7 +180,10 @@ class ModelsScreen(ModeScreen):
         super().__init__()
         self.rows: list[ModelRow] = []
         self.memory = GpuMemory(None, "")
-        self._progress: Mailbox[str] = Mailbox(self, self.ServeProgress)
+        # Only the newest line shows: the rest may go.
+        self._progress: Mailbox[str] = Mailbox(
+            self, self.ServeProgress, compact=lambda lines: lines[-1:]
+        )
         self._serving = ""
 
     def compose_body(self) -> ComposeResult:
@@ -194,7 +198,7 @@ class ModelsScreen(ModeScreen):
             table.add_column("Context", key="context", width=7)
             table.add_column("Fit", key="fit", width=16)
             yield table
-            yield Static("", id="models-detail")
+            yield Static("", id="models-detail", markup=False)
             yield Static("", id="models-status", markup=False)
             yield Static("", id="models-empty", classes="empty-state", markup=False)
 
@@ -308,12 +312,15 @@ class ModelsScreen(ModeScreen):
         self._serving = what
         self._progress.take()
         self.show_progress("checking the stack")
-        self.serve(self.llm_app.engine, self.settings, model.relative_path, role)
+        cancel = self.llm_app.cancel_token()
+        self.serve(self.llm_app.engine, self.settings, model.relative_path, role, cancel)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="models-serve")
-    def serve(self, engine: StackEngine, settings: Settings, relative: str, role: str) -> None:
+    def serve(
+        self, engine: StackEngine, settings: Settings, relative: str, role: str, cancel: CancelToken
+    ) -> None:
         if stack_is_running(engine):
-            engine.swap(relative, role, progress=self._progress.put_one)
+            engine.swap(relative, role, progress=self._progress.put_one, cancel=cancel)
             self.post_message(self.Served(relative, role, engine.settings, swapped=True))
         else:
             new = self.llm_app.services.set_setting(settings, ROLE_KEYS[role], relative)

@@ -82,7 +82,7 @@ class SettingsScreen(ModeScreen):
     def compose_body(self) -> ComposeResult:
         with Vertical(id="settings"):
             yield Static("", id="settings-file", markup=False)
-            yield Static("", id="settings-problems")
+            yield Static("", id="settings-problems", markup=False)
             table = SettingsTable(id="settings-table", cursor_type="row", zebra_stripes=True)
             table.add_column("Key", key="key", width=KEY_WIDTH)
             table.add_column("Value", key="value", width=VALUE_WIDTH)

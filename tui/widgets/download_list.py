@@ -56,6 +56,14 @@ DownloaderFactory = Callable[[Settings], Downloader]
 RequestKey = tuple[str, str, tuple[str, ...]]
 
 
+def keep_progress(
+    items: list[tuple[int, DownloadProgress]],
+) -> list[tuple[int, DownloadProgress]]:
+    """The newest snapshot of each row, and every final one (each is reported)."""
+    last = {key: index for index, (key, _) in enumerate(items)}
+    return [item for index, item in enumerate(items) if item[1].final or last[item[0]] == index]
+
+
 def request_key(request: DownloadRequest) -> RequestKey:
     return (request.repo_id, request.folder, tuple(f.path for f in request.files))
 
@@ -236,7 +244,9 @@ class DownloadPanel(Vertical):
         self.border_title = "Downloads"
         self._make_downloader = make_downloader
         self._downloaders: dict[tuple[Path, str, str], Downloader] = {}
-        self._mailbox: Mailbox[tuple[int, DownloadProgress]] = Mailbox(self, self.Progressed)
+        self._mailbox: Mailbox[tuple[int, DownloadProgress]] = Mailbox(
+            self, self.Progressed, compact=keep_progress
+        )
         self._keys = itertools.count(1)
         self._scanned: set[Path] = set()
 

@@ -104,8 +104,9 @@ class ServiceCard(Static, can_focus=True):
     def __init__(self, role: str, status: ServiceStatus | None = None) -> None:
         super().__init__(classes="service-card -off", markup=False)
         self.role = role
-        self.border_title = role
-        self.border_subtitle = ROLE_NOTES.get(role, "")
+        # Content, not a str: a border title is markup, and roles come from container labels.
+        self.border_title = Content(role)
+        self.border_subtitle = Content(ROLE_NOTES.get(role, ""))
         self.set_reactive(ServiceCard.status, status)
 
     def on_mount(self) -> None:

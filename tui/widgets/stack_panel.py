@@ -106,8 +106,8 @@ class StackPanel(Vertical):
         return cast("LlmTuiApp", self.app)
 
     def compose(self) -> ComposeResult:
-        yield Static(stack_summary(self._settings), id="stack-summary")
-        yield Static("", id="stack-notice")
+        yield Static(stack_summary(self._settings), id="stack-summary", markup=False)
+        yield Static("", id="stack-notice", markup=False)
         with Horizontal(id="service-cards"):
             for role in service_roles(self._settings):
                 yield ServiceCard(role)
