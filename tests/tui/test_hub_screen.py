@@ -240,6 +240,31 @@ async def test_a_gated_repo_explains_hf_token_until_one_is_set(
         assert (models / "Locked-Q8_0.gguf").read_bytes() == tiny
 
 
+async def test_a_token_withheld_from_an_untrusted_mirror_is_said_not_asked_for(
+    app: LlmTuiApp, fake_hub: FakeHub, tiny: bytes, models: Path
+) -> None:
+    fake_hub.add_repo("acme/Locked-GGUF", {"Locked-Q8_0.gguf": tiny}, gated=True)
+    fake_hub.allowed_tokens.add(TOKEN)
+    settings = set_setting(app.settings, "HF_TOKEN", TOKEN)
+    app.settings = set_setting(settings, "HF_TRUST_ENDPOINT", "false")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_screen(app, pilot)
+        await search(app, pilot, "locked")
+        quants = await open_repo(app, pilot, "acme/Locked-GGUF")
+        repo_text = text(screen.query_one("#hub-repo", Static))
+        assert f"HF_TOKEN is not sent to {fake_hub.url}" in repo_text
+        assert "HF_TRUST_ENDPOINT=true" in repo_text
+        assert "set HF_TOKEN in Settings" not in repo_text
+        quants.focus()
+        await settle(app)
+        await pilot.press("enter")
+        await settle(app)
+        title, message = notes(app)[-1]
+        assert title == "Gated model" and "HF_TRUST_ENDPOINT" in message
+        assert all("authorization" not in r.headers for r in fake_hub.requests)
+        assert list(models.iterdir()) == []
+
+
 async def test_no_match_and_a_vanished_repo_read_cleanly(
     app: LlmTuiApp, fake_hub: FakeHub, tiny: bytes
 ) -> None:

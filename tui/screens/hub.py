@@ -65,7 +65,12 @@ def measure_fits(
     try:
         from stack.remote_header import fetch_repo_shape
 
-        shape = fetch_repo_shape(settings.hf_endpoint, settings.hub_token, listing)
+        shape = fetch_repo_shape(
+            settings.hf_endpoint,
+            settings.hub_token,
+            listing,
+            token_withheld=settings.hub_token_withheld,
+        )
     except (LlmTuiError, KeyError, ValueError) as error:
         reason = error.message if isinstance(error, LlmTuiError) else str(error)
         return {}, f"No fit estimate: {reason}"
@@ -390,6 +395,7 @@ class HubScreen(ModeScreen):
                 has_token=bool(self.settings.hub_token),
                 memory=self.memory,
                 fit_note=self.fit_note,
+                withheld=self.settings.hub_token_withheld,
             )
             self.show_repo(text)
 
@@ -430,7 +436,11 @@ class HubScreen(ModeScreen):
         if listing is None or entry is None:
             return
         if self.is_gated(listing) and not self.settings.hub_token:
-            text = gated_text(self.hub().repo_url(listing.repo_id), has_token=False)
+            text = gated_text(
+                self.hub().repo_url(listing.repo_id),
+                has_token=False,
+                withheld=self.settings.hub_token_withheld,
+            )
             self.notify(text, title="Gated model", severity="warning", timeout=15, markup=False)
             return
         if not entry.complete:

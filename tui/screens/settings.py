@@ -19,7 +19,6 @@ from tui.paths import display_path
 from tui.screens.base import ModeScreen
 from tui.screens.edit_setting import EditSettingScreen
 
-SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD")
 KEY_WIDTH = 20
 VALUE_WIDTH = 40
 
@@ -30,18 +29,8 @@ class SettingsTable(DataTable[Any]):
     BINDINGS = bindings("settings.table")
 
 
-def is_secret(key: str) -> bool:
-    """Schema secrets, and unknown keys whose name says they hold one."""
-    spec = FIELDS.get(key)
-    if spec is not None:
-        return spec.secret
-    return any(word in key.upper() for word in SECRET_WORDS)
-
-
 def shown_value(key: str, value: str, *, show_secrets: bool) -> str:
-    if show_secrets or not value or not is_secret(key):
-        return value
-    return mask(key, value) if key in FIELDS else "…" + "•" * 6
+    return value if show_secrets else mask(key, value)
 
 
 def clip(text: str, width: int) -> str:

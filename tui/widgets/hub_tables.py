@@ -73,7 +73,9 @@ def quant_cells(
     )
 
 
-def gated_text(repo_url: str, has_token: bool) -> str:
+def gated_text(repo_url: str, has_token: bool, withheld: str | None = None) -> str:
+    if withheld:
+        return f"Gated, and {withheld}."
     if has_token:
         return f"Gated: HF_TOKEN must belong to an account that accepted the license at {repo_url}."
     return (
@@ -90,6 +92,7 @@ def repo_text(
     has_token: bool,
     memory: GpuMemory | None,
     fit_note: str,
+    withheld: str | None = None,
 ) -> Content:
     """Above the quants: the repo at its commit, what it holds, the GPU, and why it is gated."""
     models, projectors = len(listing.models), len(listing.mmproj)
@@ -108,7 +111,7 @@ def repo_text(
     head = Content.assemble((listing.repo_id, "bold"), f" @ {listing.commit[:12]} · {counts}")
     lines = [head + vram]
     if gated:
-        lines.append(Content.styled(gated_text(repo_url, has_token), "$text-warning"))
+        lines.append(Content.styled(gated_text(repo_url, has_token, withheld), "$text-warning"))
     if fit_note:
         lines.append(Content.styled(fit_note, "$text-muted"))
     return Content("\n").join(lines)
