@@ -136,8 +136,8 @@ def make_file(path: Path, size: int) -> str:
 
 
 def run_ours(url: str, sha256: str, size: int, out: Path) -> float:
-    from stack.downloads import Downloader, DownloadRequest, JobState
-    from stack.hub import RemoteFile
+    from stack.hub.downloads import Downloader, DownloadRequest, JobState
+    from stack.hub.files import RemoteFile
 
     request = DownloadRequest(REPO, (RemoteFile(FILE_NAME, size, sha256),), COMMIT)
     started = time.perf_counter()
@@ -164,8 +164,8 @@ def run_theirs(url: str, sha256: str, size: int, out: Path) -> float:
 
 def check_pacing(url: str, sha256: str, size: int, out: Path, limit: int) -> bool:
     """A limited download on the wall clock: its rate, and the spacing of its progress events."""
-    from stack.downloads import BURST, PROGRESS_INTERVAL, Downloader, DownloadRequest, JobState
-    from stack.hub import RemoteFile
+    from stack.hub.downloads import BURST, PROGRESS_INTERVAL, Downloader, DownloadRequest, JobState
+    from stack.hub.files import RemoteFile
 
     stamps: list[float] = []
     request = DownloadRequest(REPO, (RemoteFile(FILE_NAME, size, sha256),), COMMIT)

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from stack.engine import Engine  # noqa: E402
-from stack.logs import LogFollower  # noqa: E402
+from stack.engine.logs import LogFollower  # noqa: E402
 from stack.settings import load_settings  # noqa: E402
 from tests.support.gguf_factory import write_tiny_model  # noqa: E402
 from tests.support.net import free_port  # noqa: E402
@@ -120,7 +120,7 @@ def bench_up_and_status(client: docker.DockerClient, home: Path, rounds: int) ->
         ups.append(time.perf_counter() - start)
         engine.close()
     statuses = []
-    command = [sys.executable, "-m", "stack.cli", "--env-file", str(home / ".env"), "status"]
+    command = [sys.executable, "-m", "cli.main", "--env-file", str(home / ".env"), "status"]
     for _ in range(rounds):
         start = time.perf_counter()
         out = subprocess.run([*command, "--json"], capture_output=True, text=True, check=True)

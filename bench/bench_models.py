@@ -19,9 +19,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stack.fit import CUDA_OVERHEAD, GIB, KV_BYTES_PER_ELEMENT, N_UBATCH, ModelShape, estimate
-from stack.gguf import MAX_LAYERS, GgufError, read_header
-from stack.library import scan_library
+from stack.models.fit import (
+    CUDA_OVERHEAD,
+    GIB,
+    KV_BYTES_PER_ELEMENT,
+    N_UBATCH,
+    ModelShape,
+    estimate,
+)
+from stack.models.gguf import read_header
+from stack.models.header import MAX_LAYERS, GgufError
+from stack.models.library import scan_library
 from tests.support.gguf_factory import (
     STRING,
     U32,

@@ -16,7 +16,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from stack.services import inference_bind_address
+from stack.engine.plan import inference_bind_address
 from stack.settings import Settings, holds_secret
 
 
@@ -108,8 +108,10 @@ def check_models(settings: Settings) -> Check:
 
 def model_file_problem(settings: Settings, model: str) -> str:
     """Why a configured GGUF cannot load (bad header, truncated, missing shard), or ""."""
-    from stack.engine_errors import model_problem
-    from stack.gguf import GgufError, check_split_set, read_header
+    from stack.engine.errors import model_problem
+    from stack.models.gguf import read_header
+    from stack.models.header import GgufError
+    from stack.models.splits import check_split_set
 
     problem = model_problem(settings.models_dir, model)
     if problem:
@@ -126,8 +128,8 @@ def model_file_problem(settings: Settings, model: str) -> str:
 
 def check_engine(settings: Settings, connect: Callable[[], Any] | None = None) -> list[Check]:
     """The engine, its NVIDIA runtime, and whether the stack's images are present."""
-    from stack.dockerhost import EngineUnavailable
-    from stack.dockerhost import connect as default_connect
+    from stack.engine.connection import EngineUnavailable
+    from stack.engine.connection import connect as default_connect
 
     try:
         client = (connect or default_connect)()
@@ -237,8 +239,8 @@ def check_ports(settings: Settings, stack_ports: Callable[[], set[int]] | None =
 
 def ports_published_by_stack(settings: Settings) -> set[int]:
     """Host ports our own containers publish (empty when the engine cannot be asked)."""
-    from stack.dockerhost import EngineUnavailable, connect
-    from stack.services import LABEL_STACK
+    from stack.engine.connection import EngineUnavailable, connect
+    from stack.engine.plan import LABEL_STACK
 
     try:
         client = connect(timeout=3)

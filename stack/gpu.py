@@ -7,6 +7,7 @@ NVML is imported only when asked for, and every failure becomes a plain reason: 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -117,3 +118,32 @@ def read_gpus(nvml: ModuleType | None = None) -> list[GpuSample]:
     """One reading of every GPU. Raises GpuUnavailable with the reason."""
     with Nvml(nvml) as session:
         return session.sample()
+
+
+@dataclass(frozen=True)
+class FreeVram:
+    """What a fit is measured against: GPU 0's free memory, or why there is no reading."""
+
+    free: int | None  # bytes; None when no GPU could be read
+    note: str  # "5.62 GiB free on NVIDIA …", or why there is no reading
+    gpu_name: str = ""
+
+
+def read_free_vram(read: Callable[[], list[GpuSample]] = read_gpus) -> FreeVram:
+    """Free VRAM on GPU 0, as NVML reports it (what the desktop holds is already taken off).
+
+    The one reader the CLI and the TUI share, so both show the same number; ``read`` is
+    `read_gpus` unless a caller (the TUI's injected services, a test) passes its own.
+    """
+    from stack.units import format_size
+
+    try:
+        gpus = read()
+    except GpuUnavailable:
+        return FreeVram(None, "no GPU: fit unknown")
+    if not gpus:
+        return FreeVram(None, "no GPU: fit unknown")
+    first = gpus[0]
+    return FreeVram(
+        first.memory_free, f"{format_size(first.memory_free)} free on {first.name}", first.name
+    )

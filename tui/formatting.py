@@ -1,19 +1,11 @@
-"""Numbers as people read them on screen: sizes, durations, parameter counts, ports."""
+"""Numbers as people read them on screen: durations, parameter counts, ports.
+
+Sizes come from `stack.units.format_size`, the same as the CLI's.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-
-
-def format_size(size: int) -> str:
-    """Sizes as people compare model files: GiB above 1 GiB, else MiB."""
-    if size >= 2**30:
-        return f"{size / 2**30:.1f} GiB"
-    if size >= 2**20:
-        return f"{size / 2**20:.0f} MiB"
-    if size >= 2**10:
-        return f"{size / 2**10:.0f} KiB"
-    return f"{size} B"
 
 
 def format_duration(seconds: float) -> str:

@@ -15,10 +15,10 @@ from stack.cancel import CancelToken
 from stack.chat import ChatDelta, stream_chat
 from stack.doctor import Check, run_checks
 from stack.engine import Engine, ServiceStatus, UpResult
-from stack.events import StackEvent
+from stack.engine.events import StackEvent
+from stack.engine.logs import LogFollower, LogLine
 from stack.gpu import GpuSample, read_gpus
-from stack.library import LocalModel, scan_library
-from stack.logs import LogFollower, LogLine
+from stack.models.library import LocalModel, scan_library
 from stack.settings import Settings, set_setting
 
 Progress = Callable[[str], None]

@@ -99,7 +99,7 @@ def llm_tui_command() -> list[str]:
     installed = shutil.which("llm-tui") or shutil.which(
         "llm-tui", path=str(Path(sys.executable).parent)
     )
-    return [installed] if installed else [sys.executable, "-m", "stack.cli"]
+    return [installed] if installed else [sys.executable, "-m", "cli.main"]
 
 
 @contextmanager

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from stack.engine import Engine, StackEvent
-from stack.logs import LogFollower
+from stack.engine.logs import LogFollower
 from stack.settings import load_settings
 from tests.support.docker_engine import BUSYBOX_IMAGE, require_engine, require_images
 

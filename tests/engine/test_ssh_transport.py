@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from stack.logs import LogFollower
+from stack.engine.logs import LogFollower
 from tests.support.docker_engine import BUSYBOX_IMAGE, require_engine, require_images
 from tests.support.ssh_engine import SshEngine, start_ssh_engine
 from tests.support.tiers import unavailable
@@ -93,7 +93,7 @@ def test_llm_tui_logs_over_ssh_prints_lines_not_a_traceback(
     (tmp_path / ".env").write_text("STACK_NAME=ssh-test\nGPU=none\n")
     container.rename("ssh-test-inference")
     result = subprocess.run(
-        [sys.executable, "-m", "stack.cli", "--env-file", str(tmp_path / ".env"), "logs"],
+        [sys.executable, "-m", "cli.main", "--env-file", str(tmp_path / ".env"), "logs"],
         capture_output=True,
         text=True,
         timeout=120,

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from stack.engine import Engine
-from stack.engine_errors import EngineError
+from stack.engine.errors import EngineError
 from stack.settings import Settings, load_settings
 from tests.support.gguf_factory import write_tiny_model, write_truncated
 from tests.support.net import free_port
@@ -244,7 +244,7 @@ def test_status_json_and_logs_cli(running: Home) -> None:
     import subprocess
     import sys
 
-    command = [sys.executable, "-m", "stack.cli", "--env-file", str(running.env)]
+    command = [sys.executable, "-m", "cli.main", "--env-file", str(running.env)]
     status = subprocess.run([*command, "status", "--json"], capture_output=True, text=True)
     assert status.returncode == 0, status.stderr
     roles = {row["role"]: row for row in json.loads(status.stdout)}
@@ -425,7 +425,7 @@ def test_down_network_with_a_foreign_container_attached_is_one_line(home: Home) 
     )
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "stack.cli", "--env-file", str(home.env), "down", "--network"],
+            [sys.executable, "-m", "cli.main", "--env-file", str(home.env), "down", "--network"],
             capture_output=True,
             text=True,
             timeout=120,

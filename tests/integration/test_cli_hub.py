@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from stack.cli_hub import pick_entry
-from stack.download_parts import file_size
-from stack.downloads import Downloader, DownloadRequest, JobState
-from stack.hub import Hub
+from cli.hub import pick_entry
+from stack.hub.client import Hub
+from stack.hub.downloads import Downloader, DownloadRequest, JobState
+from stack.hub.parts import file_size
 from stack.settings import load_settings
 from tests.support.fakehub import FakeHub
 from tests.support.gguf_factory import write_split_set, write_tiny_model
@@ -59,7 +59,7 @@ def home(tmp_path: Path, hub: FakeHub) -> Path:
 def _command(home: Path, *args: str) -> tuple[list[str], dict[str, str]]:
     env = {**os.environ, "XDG_CACHE_HOME": str(home / "cache"), "HF_HUB_DISABLE_TELEMETRY": "1"}
     env.pop("HF_TOKEN", None)
-    return [sys.executable, "-m", "stack.cli", "--env-file", str(home / ".env"), *args], env
+    return [sys.executable, "-m", "cli.main", "--env-file", str(home / ".env"), *args], env
 
 
 def llm_tui(home: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -1,4 +1,4 @@
-"""`stack.downloads` against the fake Hub: resume, verify, refuse, control, report."""
+"""`stack.hub.downloads` against the fake Hub: resume, verify, refuse, control, report."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from stack.download_parts import file_size, format_size
-from stack.downloads import (
+from stack.hub.client import Hub
+from stack.hub.downloads import (
     Downloader,
     DownloadError,
     DownloadProgress,
@@ -26,8 +26,10 @@ from stack.downloads import (
     RateLimiter,
     RetryPolicy,
 )
-from stack.hub import Hub, HubError, RemoteFile
-from stack.library import scan_library
+from stack.hub.errors import HubError
+from stack.hub.files import RemoteFile
+from stack.hub.parts import file_size, format_size
+from stack.models.library import scan_library
 from stack.settings import load_settings
 from tests.support.fakehub import CHUNK_SIZE, FakeHub, make_payload
 from tests.support.gguf_factory import write_split_set
@@ -153,8 +155,8 @@ def test_restart_resumes_from_the_part_and_never_refetches_a_byte(
 KILLED_CHILD = """
 import sys
 from pathlib import Path
-from stack.downloads import Downloader, DownloadRequest
-from stack.hub import RemoteFile
+from stack.hub.downloads import Downloader, DownloadRequest
+from stack.hub.files import RemoteFile
 models, endpoint, repo, name, size, sha256, commit = sys.argv[1:]
 request = DownloadRequest(repo, (RemoteFile(name, int(size), sha256),), commit)
 Downloader(Path(models), endpoint=endpoint).enqueue(request).wait()
@@ -668,7 +670,7 @@ def test_missing_file_and_server_errors(
     fake.faults.fail_status = 503
     fake.faults.fail_times = 1
     fake.faults.retry_after = 1
-    with caplog.at_level(logging.INFO, logger="stack.downloads"):
+    with caplog.at_level(logging.INFO, logger="stack.hub.downloads"):
         done = make().enqueue(request).wait(TIMEOUT)
     assert done.state is JobState.DONE, done.error
     waits = [r.args[1] for r in caplog.records if r.msg.startswith("retrying")]  # type: ignore[index]

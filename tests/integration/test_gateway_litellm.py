@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from stack.gateway import write_config
+from stack.engine.gateway import write_config
 from stack.settings import Settings, load_settings
 from tests.support.gguf_factory import write_tiny_model
 from tests.support.litellm_proxy import LiteLLMProxy, litellm_executable

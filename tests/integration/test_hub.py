@@ -1,4 +1,4 @@
-"""`stack.hub` on the real `huggingface_hub` client against the fake Hub."""
+"""`stack.hub.client` on the real `huggingface_hub` client against the fake Hub."""
 
 from __future__ import annotations
 
@@ -14,19 +14,12 @@ from huggingface_hub import hf_hub_download
 from huggingface_hub.errors import GatedRepoError
 
 from stack.errors import LlmTuiError
-from stack.gguf import GgufError, read_header
-from stack.hub import (
-    Hub,
-    HubError,
-    RepoFiles,
-    group_gguf_files,
-    http_error,
-    hub_from_settings,
-    map_hub_exception,
-    may_send_token,
-    parse_quant,
-)
-from stack.remote_header import FIRST_PREFIX, fetch_header, fetch_repo_shape
+from stack.hub.client import Hub, hub_from_settings
+from stack.hub.errors import HubError, http_error, map_hub_exception, may_send_token
+from stack.hub.files import RepoFiles, group_gguf_files, parse_quant
+from stack.hub.remote_header import FIRST_PREFIX, fetch_header, fetch_repo_shape
+from stack.models.gguf import read_header
+from stack.models.header import GgufError
 from stack.settings import Settings, load_settings
 from tests.support.fakehub import FakeHub, make_payload
 from tests.support.gguf_factory import STRING, U64, craft_header, write_split_set, write_tiny_model
@@ -168,7 +161,7 @@ def test_list_gguf_files_at_an_older_commit(fake: FakeHub, hub: Hub) -> None:
 
 
 def test_split_set_missing_a_shard_is_one_incomplete_entry() -> None:
-    from stack.hub import RemoteFile
+    from stack.hub.files import RemoteFile
 
     entries = group_gguf_files(
         [

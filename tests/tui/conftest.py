@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from stack import envfile
 from stack.doctor import Check, Status
-from stack.settings import Settings, load_settings, render_env_example
+from stack.settings import Settings, envfile, load_settings, render_env_example
 from tests.tui.fakes import FakeChat, FakeEngine, FakeLogs, fake_services
 from tui.__main__ import LlmTuiApp, make_app
 

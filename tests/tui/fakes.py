@@ -17,10 +17,10 @@ from stack.cancel import Cancelled, CancelToken
 from stack.chat import ChatDelta, ChatError
 from stack.doctor import Check
 from stack.engine import ServiceStatus, UpResult
-from stack.engine_errors import EngineError
-from stack.events import StackEvent
+from stack.engine.errors import EngineError
+from stack.engine.events import StackEvent
+from stack.engine.logs import LogLine
 from stack.gpu import GpuSample, GpuUnavailable
-from stack.logs import LogLine
 from stack.settings import Settings, set_setting
 from tui.services import ChatStreamer, EventSource, LogSource, Services, StackEngine
 

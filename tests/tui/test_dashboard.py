@@ -9,10 +9,10 @@ import pytest
 from textual.command import CommandList
 from textual.widgets import Button, OptionList, Static
 
-from stack.dockerhost import EngineUnavailable
 from stack.doctor import Check, Status
-from stack.engine_errors import EngineError
-from stack.events import StackEvent
+from stack.engine.connection import EngineUnavailable
+from stack.engine.errors import EngineError
+from stack.engine.events import StackEvent
 from stack.settings import Settings, set_setting
 from tests.tui.conftest import FROZEN_CHECKS
 from tests.tui.fakes import (

@@ -14,8 +14,9 @@ from textual.pilot import Pilot
 from textual.widget import Widget
 from textual.widgets import Input, ListView, Static
 
-from stack.downloads import Downloader, JobState
-from stack.hub import Hub, RepoFiles, hub_from_settings
+from stack.hub.client import Hub, hub_from_settings
+from stack.hub.downloads import Downloader, JobState
+from stack.hub.files import RepoFiles
 from stack.settings import Settings, load_settings, set_setting
 from tests.support.fakehub import FakeHub
 from tests.support.gguf_factory import write_split_set, write_tiny_model
@@ -23,7 +24,8 @@ from tests.tui.conftest import FROZEN_CHECKS, write_env
 from tests.tui.fakes import fake_services, frozen_gpu
 from tests.tui.helpers import DEADLINE_S, SIZE, go_to, notes, settle, text, until
 from tui.__main__ import LlmTuiApp, make_app
-from tui.screens.hub import HUB_LOGGER, HUB_SCREEN, HubLogRoute, HubScreen
+from tui.hub_log import HUB_LOGGER, HubLogRoute
+from tui.screens.hub import HUB_SCREEN, HubScreen
 from tui.widgets.download_list import DownloaderFactory, DownloadPanel, DownloadRow
 from tui.widgets.hub_tables import QuantsTable, ResultsTable
 
@@ -200,7 +202,7 @@ async def test_fit_is_measured_against_the_gpu(
         quants = await open_repo(app, pilot, REPO)
         assert cells(quants, FILE)[3] == "✓ fits"
         repo_text = text(hub_screen(app).query_one("#hub-repo", Static))
-        assert "fit vs 1.7 GiB free on NVIDIA GeForce RTX 4050 Laptop GPU" in repo_text
+        assert "fit vs 1.70 GiB free on NVIDIA GeForce RTX 4050 Laptop GPU" in repo_text
         question = await download(app, pilot, quants, FILE)
         assert "On this GPU it would fit." in question
         await until(lambda: only_row(app).done, "the download finished")

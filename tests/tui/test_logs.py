@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from textual.widgets import Input, Log, Static, Tabs
 
-from stack.dockerhost import EngineUnavailable
-from stack.logs import LogLine
+from stack.engine.connection import EngineUnavailable
+from stack.engine.logs import LogLine
 from tests.tui.fakes import FakeEngine, FakeLogs, running_stack
 from tests.tui.helpers import SIZE, go_to, settle, text, until
 from tui.__main__ import LlmTuiApp

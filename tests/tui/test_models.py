@@ -91,7 +91,7 @@ async def test_a_broken_file_is_dimmed_with_its_reason_and_not_served(
 async def test_a_failed_swap_is_reported_with_its_fix(
     library: Path, app: LlmTuiApp, engine: FakeEngine
 ) -> None:
-    from stack.engine_errors import EngineError
+    from stack.engine.errors import EngineError
 
     engine.statuses = running_stack()
     engine.error = EngineError(
@@ -116,7 +116,7 @@ async def test_fit_uses_the_free_vram_of_the_gpu(library: Path, settings: Settin
         await go_to(app, pilot, "models")
         assert row(app, "alpha.gguf")[-1] == "✓ fits"
         where = text(app.screen.query_one("#models-where", Static))
-        assert "1.7 GiB free on NVIDIA GeForce RTX 4050 Laptop GPU" in where
+        assert "1.70 GiB free on NVIDIA GeForce RTX 4050 Laptop GPU" in where
 
 
 async def test_quitting_stops_a_swap_at_once(

@@ -18,7 +18,7 @@ from textual.screen import Screen
 from textual.widgets import HelpPanel, Input, Log, TabbedContent
 
 from stack.doctor import Check, Status
-from stack.logs import LogLine
+from stack.engine.logs import LogLine
 from stack.settings import load_settings
 from tests.support.gguf_factory import write_tiny_model, write_truncated
 from tests.tui.conftest import FROZEN_CHECKS, write_env

@@ -22,7 +22,7 @@ def llm_tui(
     *args: str, env_file: Path | None = None, stdin: str | None = None, **env: str
 ) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("llm-tui", path=str(Path(sys.executable).parent))
-    command = [exe] if exe else [sys.executable, "-m", "stack.cli"]
+    command = [exe] if exe else [sys.executable, "-m", "cli.main"]
     if env_file is not None:
         command += ["--env-file", str(env_file)]
     return subprocess.run(

@@ -17,7 +17,7 @@ DEAD_ENGINE = "unix:///tmp/llm-tui-no-engine-here.sock"
 
 def llm_tui(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "stack.cli", "--env-file", str(home / ".env"), *args],
+        [sys.executable, "-m", "cli.main", "--env-file", str(home / ".env"), *args],
         capture_output=True,
         text=True,
         timeout=60,

@@ -21,7 +21,7 @@ from tests.support.gguf_factory import (
 def llm_tui(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "XDG_CACHE_HOME": str(home / "cache")}
     return subprocess.run(
-        [sys.executable, "-m", "stack.cli", "--env-file", str(home / ".env"), *args],
+        [sys.executable, "-m", "cli.main", "--env-file", str(home / ".env"), *args],
         capture_output=True,
         text=True,
         timeout=60,

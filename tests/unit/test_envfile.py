@@ -15,8 +15,8 @@ from dotenv import dotenv_values
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stack import envfile
 from stack.errors import EnvFileError
+from stack.settings import envfile
 
 pytestmark = pytest.mark.unit
 
@@ -153,7 +153,7 @@ WRITER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from stack import envfile
+    from stack.settings import envfile
     path, key, count = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     for i in range(count):
         with envfile.locked(path):

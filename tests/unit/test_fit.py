@@ -1,4 +1,4 @@
-"""`stack.fit` against hand-computed cases (every number below is worked out in comments)."""
+"""`stack.models.fit` against hand-computed cases (every number below is worked out in comments)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stack.fit import (
+from stack.models.fit import (
     CUDA_OVERHEAD,
     GIB,
     KV_BYTES_PER_ELEMENT,
@@ -22,7 +22,8 @@ from stack.fit import (
     Verdict,
     estimate,
 )
-from stack.gguf import MAX_LAYERS, read_header
+from stack.models.gguf import read_header
+from stack.models.header import MAX_LAYERS
 from tests.support.gguf_factory import write_big_vocab_header, write_tiny_model
 
 pytestmark = pytest.mark.unit

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stack import gateway
+from stack.engine import gateway
 from stack.settings import load_settings
 
 pytestmark = pytest.mark.unit

@@ -1,4 +1,4 @@
-"""`stack.gguf` reads what gguf.GGUFReader reads, fast, and explains broken files."""
+"""`stack.models.gguf` reads what gguf.GGUFReader reads, fast, and explains broken files."""
 
 from __future__ import annotations
 
@@ -12,19 +12,17 @@ from typing import Any, TypeVar
 import gguf
 import pytest
 
-from stack.gguf import (
-    FILE_TYPES,
+from stack.models.ggml import FILE_TYPES, TENSOR_TYPES
+from stack.models.gguf import read_header
+from stack.models.header import (
     IMPLAUSIBLE,
     MAX_LAYERS,
-    TENSOR_TYPES,
     GgufError,
     GgufHeader,
     HeaderIncomplete,
     TruncatedData,
-    check_split_set,
-    combine_shards,
-    read_header,
 )
+from stack.models.splits import check_split_set, combine_shards
 from tests.support.gguf_factory import (
     ARRAY,
     F32,

@@ -1,4 +1,10 @@
-"""`stack/` is the pure core: importing any of its modules never loads Textual or the UI."""
+"""The import contract, checked in fresh interpreters.
+
+- `stack/` is the pure core: no module of it loads Textual, Rich or a front end (`tui`,
+  `cli`), and none loads a heavy client (docker, huggingface_hub, httpx, pynvml) at import.
+- `cli/` is a front end that stays fast: none of its modules loads Textual, Rich or `tui`
+  at import (only starting the TUI does), nor a heavy client.
+"""
 
 from __future__ import annotations
 
@@ -10,17 +16,26 @@ from pathlib import Path
 
 import pytest
 
+import cli
 import stack
 
 pytestmark = pytest.mark.unit
 
-FORBIDDEN = ("textual", "rich", "tui")
+UI = ("textual", "rich", "tui")
+FRONT_ENDS = ("tui", "cli")
 # Heavy clients are imported inside the functions that use them, never at module scope.
-HEAVY = ("docker", "huggingface_hub", "httpx", "pynvml")
+HEAVY = ("docker", "huggingface_hub", "httpx", "pynvml", "paramiko")
 
-MODULES = sorted(
-    f"stack.{info.name}" for info in pkgutil.iter_modules([str(Path(stack.__file__).parent)])
-)
+
+def modules_of(package: object) -> list[str]:
+    path = [str(Path(package.__file__).parent)]  # type: ignore[attr-defined]
+    prefix = package.__name__ + "."  # type: ignore[attr-defined]
+    found = [info.name for info in pkgutil.walk_packages(path, prefix)]
+    return sorted([package.__name__, *found])  # type: ignore[attr-defined]
+
+
+STACK_MODULES = modules_of(stack)
+CLI_MODULES = [m for m in modules_of(cli) if m != "cli.__main__"]
 
 PROBE = """
 import importlib, json, sys
@@ -29,20 +44,41 @@ print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))
 """
 
 
-@pytest.mark.parametrize("module", MODULES)
-def test_stack_module_imports_no_ui_and_no_heavy_client(module: str) -> None:
+def loaded_by(module: str) -> set[str]:
     out = subprocess.run(
         [sys.executable, "-c", PROBE, module], capture_output=True, text=True, check=True
     ).stdout
-    loaded = set(json.loads(out))
-    assert not loaded & set(FORBIDDEN), f"{module} loaded {sorted(loaded & set(FORBIDDEN))}"
+    return set(json.loads(out))
+
+
+@pytest.mark.parametrize("module", STACK_MODULES)
+def test_core_module_imports_no_front_end_and_no_heavy_client(module: str) -> None:
+    loaded = loaded_by(module)
+    assert not loaded & {*UI, *FRONT_ENDS}, f"{module} loaded {sorted(loaded & {*UI, 'cli'})}"
     assert not loaded & set(HEAVY), f"{module} loaded {sorted(loaded & set(HEAVY))} at import"
+
+
+@pytest.mark.parametrize("module", CLI_MODULES)
+def test_cli_module_imports_no_textual_and_no_heavy_client(module: str) -> None:
+    loaded = loaded_by(module)
+    assert not loaded & set(UI), f"{module} loaded {sorted(loaded & set(UI))}"
+    assert not loaded & set(HEAVY), f"{module} loaded {sorted(loaded & set(HEAVY))} at import"
+
+
+def test_building_every_command_loads_no_textual() -> None:
+    """What `llm-tui status` pays before it talks to Docker: the parser and its commands."""
+    probe = (
+        "import json, sys; from cli.main import build_parser; build_parser(); "
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    loaded = set(json.loads(out.stdout))
+    assert not loaded & {*UI, *HEAVY}, sorted(loaded & {*UI, *HEAVY})
 
 
 def test_the_probe_can_fail() -> None:
     # Guard against a probe that never sees anything: importing the UI must be detected.
-    out = subprocess.run(
-        [sys.executable, "-c", PROBE, "textual.app"], capture_output=True, text=True, check=True
-    ).stdout
-    assert "textual" in json.loads(out)
-    assert len(MODULES) >= 8
+    assert "textual" in loaded_by("textual.app")
+    assert "tui" in loaded_by("tui.app")
+    assert len(STACK_MODULES) >= 30 and "stack.engine.engine" in STACK_MODULES
+    assert "cli.main" in CLI_MODULES

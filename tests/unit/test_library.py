@@ -1,4 +1,4 @@
-"""`stack.library` lists MODELS_DIR as models: split sets grouped, broken files explained."""
+"""`stack.models.library` lists MODELS_DIR as models: split sets grouped, broken files explained."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from stack import gguf, library
-from stack.library import LibraryError, LocalModel, delete_model, scan_library
+from stack.models import gguf, library
+from stack.models.header import GgufHeader
+from stack.models.library import LibraryError, LocalModel, delete_model, scan_library
 from tests.support.gguf_factory import (
     STRING,
     U64,
@@ -170,11 +171,11 @@ def test_rescan_uses_the_cache(models: Path, cache: Path, monkeypatch: pytest.Mo
     reads: list[Path] = []
     real_read = gguf.read_header
 
-    def counting(source: Path) -> gguf.GgufHeader:
+    def counting(source: Path) -> GgufHeader:
         reads.append(Path(source))
         return real_read(source)
 
-    monkeypatch.setattr(gguf, "read_header", counting)
+    monkeypatch.setattr(library, "read_header", counting)
     assert scan_library(models, cache_path=cache) == first
     assert reads == []
 

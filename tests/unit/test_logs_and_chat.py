@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from stack.chat import ChatError, parse_sse
-from stack.logs import LineSplitter, clean, split_lines
+from stack.engine.logs import LineSplitter, clean, split_lines
 
 
 def test_lines_split_across_chunks_are_reassembled() -> None:
@@ -62,7 +62,7 @@ def test_parse_sse_error_event() -> None:
 def test_dechunk_and_demultiplex_across_reads() -> None:
     import struct
 
-    from stack.logs import dechunk, demultiplex
+    from stack.engine.logs import dechunk, demultiplex
 
     frames = b"".join(
         struct.pack(">BxxxL", 1 + (i % 2), len(payload)) + payload

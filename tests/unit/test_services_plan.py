@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stack.compose import build_compose, write_compose
-from stack.services import GATEWAY, INFERENCE, INFERENCE_CODE, gpu_request, plan_services
+from stack.engine.compose import build_compose, write_compose
+from stack.engine.plan import GATEWAY, INFERENCE, INFERENCE_CODE, gpu_request, plan_services
 from stack.settings import Settings, load_settings
 from tests.support.tiers import unavailable
 
@@ -134,7 +134,7 @@ def test_compose_file_validates_with_docker_compose(tmp_path: Path) -> None:
 
 
 def test_pull_events_fold_into_one_progress_line() -> None:
-    from stack.engine import PullSummary
+    from stack.engine.pull import PullSummary
 
     summary = PullSummary("ghcr.io/ggml-org/llama.cpp:server-cuda-b10666")
     events = [

@@ -8,9 +8,6 @@ Hub (repo ids, file names) is always shown as plain text.
 
 from __future__ import annotations
 
-import logging
-import threading
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -23,26 +20,32 @@ from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Input, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from stack.downloads import DownloadRequest
-from stack.errors import LlmTuiError
-from stack.fit import FitEstimate, Verdict, estimate_for_settings, scaled_to_size
-from stack.hub import Hub, RepoFiles, RepoSummary, SearchPager, SearchSort, hub_from_settings
+from stack.gpu import FreeVram, read_free_vram
+from stack.hub.client import Hub, SearchPager, SearchSort, hub_from_settings
+from stack.hub.downloads import DownloadRequest
+from stack.hub.files import RepoFiles, RepoSummary
+from stack.hub.remote_header import repo_fits
+from stack.models.fit import FitEstimate
 from stack.settings import Settings
 from tui.commands import bindings
-from tui.formatting import format_size
+from tui.hub_log import HubLogRoute
 from tui.messages import SettingRejected, SettingSaved
-from tui.paths import display_path
 from tui.screens.base import ModeScreen, start_setting_write
 from tui.screens.dialogs import ConfirmScreen
-from tui.screens.models import GpuMemory, read_free_vram
 from tui.widgets.download_list import DownloaderFactory, DownloadPanel, make_downloader
-from tui.widgets.hub_tables import QuantsTable, ResultsTable, entry_key, gated_text, repo_text
+from tui.widgets.hub_tables import (
+    QuantsTable,
+    ResultsTable,
+    download_question,
+    entry_key,
+    gated_text,
+    repo_text,
+)
 from tui.widgets.mode_bar import ModeBar
 
 HUB_SCREEN = "hub"
 SORTS: tuple[SearchSort, ...] = ("downloads", "likes", "trending", "recent")
 PAGE_SIZE = 30
-HUB_LOGGER = "huggingface_hub"
 WORKER_TITLES = {"hub-search": "Search failed", "hub-files": "Could not list the files"}
 
 
@@ -61,76 +64,9 @@ def hub_key(settings: Settings) -> tuple[str, str]:
 def measure_fits(
     settings: Settings, listing: RepoFiles, free: int | None
 ) -> tuple[dict[str, FitEstimate | None], str]:
-    """Each complete model's fit, from one header read over HTTP (every quant shares it)."""
-    try:
-        from stack.remote_header import fetch_repo_shape
-
-        shape = fetch_repo_shape(
-            settings.hf_endpoint,
-            settings.hub_token,
-            listing,
-            token_withheld=settings.hub_token_withheld,
-        )
-    except (LlmTuiError, KeyError, ValueError) as error:
-        reason = error.message if isinstance(error, LlmTuiError) else str(error)
-        return {}, f"No fit estimate: {reason}"
-    if shape is None:
-        return {}, "No fit estimate: no complete model file."
-    fits = {
-        entry_key(entry): estimate_for_settings(
-            scaled_to_size(shape, entry.size), settings, free_vram=free
-        )
-        for entry in listing.models
-        if entry.complete
-    }
-    return fits, ""
-
-
-class HubLogRoute(logging.Handler):
-    """`huggingface_hub`'s warnings ("Retrying in 2s") as messages to the screen.
-
-    The library logs to stderr through a handler of its own, which would write over the
-    terminal the TUI draws on: while the screen exists this route takes its place.
-    """
-
-    def __init__(self, screen: HubScreen) -> None:
-        super().__init__(logging.WARNING)
-        self._screen = weakref.ref(screen)
-        self._lock = threading.Lock()  # the search and the listing workers both install
-        self._saved: tuple[list[logging.Handler], bool] | None = None
-
-    def emit(self, record: logging.LogRecord) -> None:
-        screen = self._screen()
-        if screen is not None:
-            screen.post_message(HubScreen.HubNotice(record.getMessage()))  # any thread
-
-    def install(self) -> None:
-        """Called in a worker: importing the library adds its stderr handler, set aside here."""
-        from huggingface_hub.utils import logging as hub_logging  # noqa: F401
-
-        logger = logging.getLogger(HUB_LOGGER)
-        with self._lock:
-            if self._saved is None:
-                others = [h for h in logger.handlers if not isinstance(h, HubLogRoute)]
-                self._saved = (others, logger.propagate)
-                for handler in list(logger.handlers):
-                    logger.removeHandler(handler)
-                logger.addHandler(self)
-                logger.propagate = False
-
-    def uninstall(self) -> None:
-        """Put the library's own logging back (the TUI no longer draws)."""
-        logger = logging.getLogger(HUB_LOGGER)
-        with self._lock:
-            if self._saved is None:
-                return
-            handlers, propagate = self._saved
-            self._saved = None
-            logger.removeHandler(self)
-            if not logger.handlers:  # no other screen routes it now
-                for handler in handlers:
-                    logger.addHandler(handler)
-                logger.propagate = propagate
+    """Each complete model's fit (the same estimate as `llm-tui files`)."""
+    result = repo_fits(settings, listing, free)
+    return result.fits, f"No fit estimate: {result.problem}." if result.problem else ""
 
 
 class HubScreen(ModeScreen):
@@ -154,7 +90,7 @@ class HubScreen(ModeScreen):
     class FitsMeasured(Message):
         listing: RepoFiles
         fits: dict[str, FitEstimate | None]
-        memory: GpuMemory
+        memory: FreeVram
         note: str
 
     @dataclass
@@ -172,7 +108,7 @@ class HubScreen(ModeScreen):
         super().__init__()
         self._make_hub = make_hub
         self._hub: tuple[tuple[str, str], Hub] | None = None
-        self._route = HubLogRoute(self)
+        self._route = HubLogRoute(self, HubScreen.HubNotice)
         self.sort: SearchSort = "downloads"
         self.search_text = ""
         self.pager: SearchPager | None = None
@@ -183,7 +119,7 @@ class HubScreen(ModeScreen):
         self._files_worker: Worker[None] | None = None
         self.fits: dict[str, FitEstimate | None] = {}
         self.fit_note = ""
-        self.memory: GpuMemory | None = None
+        self.memory: FreeVram | None = None
         # Kept here, not queried: on_unmount closes its downloads after it left the DOM.
         self.downloads = DownloadPanel(make_downloader=make_downloader, id="hub-downloads")
 
@@ -361,7 +297,7 @@ class HubScreen(ModeScreen):
         self.post_message(self.Listed(listing))
         if not listing.models:
             return
-        memory = read_free_vram(self.llm_app.services)
+        memory = read_free_vram(self.llm_app.services.read_gpus)
         fits: dict[str, FitEstimate | None] = {}
         note = ""  # a gated repo's header needs HF_TOKEN too: the gated note says so
         if settings.hub_token or not listing.gated:
@@ -453,16 +389,9 @@ class HubScreen(ModeScreen):
             )
             return
         folder = entry.name if entry.is_split else ""
-        models_dir = self.settings.models_dir
-        where = display_path(models_dir / folder if folder else models_dir)
-        parts = f" in {entry.shards} parts" if entry.is_split else ""
-        question = (
-            f"Download {entry.name} ({entry.quant}, {format_size(entry.size)}{parts}) from "
-            f"{listing.repo_id} into {where}?"
+        question = download_question(
+            listing, entry, self.settings.models_dir, folder, self.fits.get(entry_key(entry))
         )
-        fit = self.fits.get(entry_key(entry))
-        if fit is not None and fit.verdict is not Verdict.UNKNOWN:
-            question += f"\n\nOn this GPU it {fit.summary.replace('fits', 'would fit', 1)}."
         request = DownloadRequest.for_entry(listing, entry, folder)
 
         async def confirmed(yes: bool | None) -> None:

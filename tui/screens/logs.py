@@ -23,9 +23,9 @@ from textual.timer import Timer
 from textual.widgets import Input, Log, Static, Tab, Tabs
 from textual.worker import Worker, WorkerState
 
-from stack.dockerhost import EngineUnavailable
+from stack.engine.connection import EngineUnavailable
+from stack.engine.logs import LogLine
 from stack.errors import LlmTuiError
-from stack.logs import LogLine
 from stack.settings import Settings
 from tui.commands import bindings
 from tui.mailbox import Mailbox, StreamHandle

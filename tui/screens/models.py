@@ -21,16 +21,17 @@ from textual.widgets import DataTable, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from stack.cancel import CancelToken
-from stack.fit import FitEstimate, Verdict, estimate_for_settings
-from stack.gpu import GpuSample, GpuUnavailable
-from stack.library import LocalModel
+from stack.gpu import FreeVram, read_free_vram
+from stack.models.fit import FitEstimate, Verdict, estimate_for_settings
+from stack.models.library import LocalModel
 from stack.settings import Settings
+from stack.units import format_size
 from tui.commands import bindings
-from tui.formatting import format_context, format_params, format_size
+from tui.formatting import format_context, format_params
 from tui.mailbox import Mailbox
 from tui.paths import display_path
 from tui.screens.base import ModeScreen
-from tui.services import Services, StackEngine
+from tui.services import StackEngine
 
 ROLE_KEYS = {"chat": "CHAT_MODEL", "code": "CODE_MODEL"}
 FIT_MARKS = {
@@ -51,23 +52,6 @@ class ModelTable(DataTable[Any]):
 class ModelRow:
     model: LocalModel
     fit: FitEstimate | None  # None: broken, or the header lacks what the estimate needs
-
-
-@dataclass(frozen=True)
-class GpuMemory:
-    free: int | None  # bytes; None when no GPU could be read
-    note: str  # "5.6 GiB free on NVIDIA …" or why there is no reading
-
-
-def read_free_vram(services: Services) -> GpuMemory:
-    try:
-        gpus: list[GpuSample] = services.read_gpus()
-    except GpuUnavailable:
-        return GpuMemory(None, "no GPU: fit unknown")  # the Dashboard says why
-    if not gpus:
-        return GpuMemory(None, "no GPU: fit unknown")
-    first = gpus[0]
-    return GpuMemory(first.memory_free, f"{format_size(first.memory_free)} free on {first.name}")
 
 
 def fit_of(model: LocalModel, settings: Settings, free: int | None) -> FitEstimate | None:
@@ -111,7 +95,7 @@ def table_cells(row: ModelRow, colours: dict[Verdict, str]) -> tuple[Text, ...]:
     )
 
 
-def detail_text(row: ModelRow, memory: GpuMemory) -> Content:
+def detail_text(row: ModelRow, memory: FreeVram) -> Content:
     """The highlighted model in a sentence: what it is, and the fit in numbers."""
     model, header = row.model, row.model.header
     if model.broken:
@@ -162,7 +146,7 @@ class ModelsScreen(ModeScreen):
     class Scanned(Message):
         models_dir: Path
         rows: list[ModelRow]
-        memory: GpuMemory
+        memory: FreeVram
 
     @dataclass
     class Served(Message):
@@ -179,7 +163,7 @@ class ModelsScreen(ModeScreen):
     def __init__(self) -> None:
         super().__init__()
         self.rows: list[ModelRow] = []
-        self.memory = GpuMemory(None, "")
+        self.memory = FreeVram(None, "")
         # Only the newest line shows: the rest may go.
         self._progress: Mailbox[str] = Mailbox(
             self, self.ServeProgress, compact=lambda lines: lines[-1:]
@@ -224,7 +208,7 @@ class ModelsScreen(ModeScreen):
     def scan(self, settings: Settings) -> None:
         services = self.llm_app.services
         models = services.scan_models(settings)
-        memory = read_free_vram(services)
+        memory = read_free_vram(services.read_gpus)
         rows = [ModelRow(model, fit_of(model, settings, memory.free)) for model in models]
         if not get_current_worker().is_cancelled:  # a newer scan replaced this one
             self.post_message(self.Scanned(settings.models_dir, rows, memory))

@@ -1,6 +1,6 @@
 """The downloads panel: one row per GGUF download, with a progress bar, speed, ETA and state.
 
-The panel owns the `stack.downloads.Downloader` (one per MODELS_DIR/endpoint/token; an older
+The panel owns the `stack.hub.downloads.Downloader` (one per MODELS_DIR/endpoint/token; an older
 one keeps running the jobs it already has). Progress arrives on the downloader's threads at
 up to 10 Hz per job; it goes through a `Mailbox`, so a burst costs one message, and the
 handler keeps only each row's newest snapshot. Enqueueing and scanning for interrupted
@@ -29,8 +29,8 @@ from textual.message import Message
 from textual.widgets import ListItem, ListView, ProgressBar, Static
 from textual.worker import Worker, WorkerState
 
-from stack.download_parts import file_size, part_path
-from stack.downloads import (
+from stack.errors import LlmTuiError
+from stack.hub.downloads import (
     Downloader,
     DownloadError,
     DownloadJob,
@@ -38,9 +38,10 @@ from stack.downloads import (
     DownloadRequest,
     JobState,
 )
-from stack.errors import LlmTuiError
+from stack.hub.parts import file_size, part_path
 from stack.settings import Settings
-from tui.formatting import format_duration, format_size
+from stack.units import format_size
+from tui.formatting import format_duration
 from tui.mailbox import Mailbox
 
 if TYPE_CHECKING:

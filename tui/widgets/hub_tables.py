@@ -6,17 +6,22 @@ and file names come from the Hub, so they must never be parsed.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from rich.text import Text
 from textual.content import Content
 from textual.widgets import DataTable
 
-from stack.fit import FitEstimate, Verdict
-from stack.hub import TOKENS_URL, GgufEntry, RepoFiles, RepoSummary
+from stack.gpu import FreeVram
+from stack.hub.errors import TOKENS_URL
+from stack.hub.files import GgufEntry, RepoFiles, RepoSummary
+from stack.models.fit import FitEstimate, Verdict
+from stack.units import format_size
 from tui.commands import bindings
-from tui.formatting import format_params, format_size
-from tui.screens.models import FIT_MARKS, GpuMemory
+from tui.formatting import format_params
+from tui.paths import display_path
+from tui.screens.models import FIT_MARKS
 
 
 def format_count(count: int) -> str:
@@ -84,13 +89,28 @@ def gated_text(repo_url: str, has_token: bool, withheld: str | None = None) -> s
     )
 
 
+def download_question(
+    listing: RepoFiles, entry: GgufEntry, models_dir: Path, folder: str, fit: FitEstimate | None
+) -> str:
+    """What the download dialog asks: the file, its size, where it goes, and its fit."""
+    where = display_path(models_dir / folder if folder else models_dir)
+    parts = f" in {entry.shards} parts" if entry.is_split else ""
+    question = (
+        f"Download {entry.name} ({entry.quant}, {format_size(entry.size)}{parts}) from "
+        f"{listing.repo_id} into {where}?"
+    )
+    if fit is not None and fit.verdict is not Verdict.UNKNOWN:
+        question += f"\n\nOn this GPU it {fit.summary.replace('fits', 'would fit', 1)}."
+    return question
+
+
 def repo_text(
     listing: RepoFiles,
     *,
     gated: bool,
     repo_url: str,
     has_token: bool,
-    memory: GpuMemory | None,
+    memory: FreeVram | None,
     fit_note: str,
     withheld: str | None = None,
 ) -> Content:

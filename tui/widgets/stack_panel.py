@@ -26,8 +26,8 @@ from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
 from stack.engine import ServiceStatus
+from stack.engine.events import StackEvent
 from stack.errors import LlmTuiError
-from stack.events import StackEvent
 from stack.settings import Settings
 from tui.mailbox import StreamHandle
 from tui.services import EventSource, StackEngine

@@ -1,6 +1,6 @@
 """`llm-tui models | fit | rm`: the local library and VRAM fit, headless.
 
-Hub commands (`search`, `files`, `pull`) live in `stack/cli_hub.py`.
+Hub commands (`search`, `files`, `pull`) live in `cli/hub.py`.
 """
 
 from __future__ import annotations
@@ -10,56 +10,15 @@ import json
 import sys
 from typing import Any
 
+from cli.output import add_vram_option, fit_text, free_vram_bytes, human_params
 from stack.errors import LlmTuiError
 from stack.settings import load_settings
-
-GIB = 2**30
-
-
-def add_vram_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--vram",
-        type=float,
-        metavar="GIB",
-        help="free VRAM to plan for (default: measured by NVML on the first GPU)",
-    )
-
-
-def free_vram_bytes(vram_gib: float | None) -> int | None:
-    """What the user said, else NVML's free memory on GPU 0, else None (unknown)."""
-    if vram_gib is not None:
-        if vram_gib <= 0:
-            raise LlmTuiError("--vram must be a positive number of GiB")
-        return int(vram_gib * GIB)
-    from stack.gpu import GpuUnavailable, read_gpus
-
-    try:
-        gpus = read_gpus()
-    except GpuUnavailable:
-        return None
-    return gpus[0].memory_free if gpus else None
-
-
-def fit_text(fit: Any) -> str:
-    if fit is None:
-        return "-"
-    summary: str = fit.summary
-    return summary
-
-
-def human_size(size: int) -> str:
-    return f"{size / GIB:.2f} GiB" if size >= GIB else f"{size / 2**20:.1f} MiB"
-
-
-def human_params(count: int) -> str:
-    if count <= 0:
-        return "?"
-    return f"{count / 1e9:.1f}B" if count >= 1e9 else f"{count / 1e6:.1f}M"
+from stack.units import format_size
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from stack.fit import estimate_for_settings
-    from stack.library import scan_library
+    from stack.models.fit import estimate_for_settings
+    from stack.models.library import scan_library
 
     settings = load_settings(args.env_file)
     models = scan_library(
@@ -105,24 +64,24 @@ def cmd_models(args: argparse.Namespace) -> int:
             continue
         params = human_params(int(row["parameters"]))
         print(
-            f"{row['path']:<48} {row['quant']:<8} {params:>6} {human_size(int(row['size'])):>10}"
+            f"{row['path']:<48} {row['quant']:<8} {params:>6} {format_size(int(row['size'])):>10}"
             f"  ctx {row['context_length']:<7} {row['fit'] or '-':<32} {mark}"
         )
     return 0
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    from stack.fit import estimate_for_settings
-    from stack.gguf import read_header
+    from stack.models.fit import estimate_for_settings
+    from stack.models.gguf import read_header
 
     settings = load_settings(args.env_file)
     target: str = args.target
     local = settings.models_dir / target
     if ":" in target and not local.exists():
-        from stack.cli_hub import remote_header
+        from stack.hub.remote_header import fetch_quant_header
 
         repo, _, quant = target.partition(":")
-        header, name = remote_header(settings, repo, quant)
+        header, name = fetch_quant_header(settings, repo, quant)
     else:
         from stack.settings import check_model_path
 
@@ -136,21 +95,21 @@ def cmd_fit(args: argparse.Namespace) -> int:
         raise LlmTuiError(f"cannot estimate {name}: the header lacks layer or head counts")
     print(f"{name}: {header.architecture} {header.quant}, {header.n_layers} layers")
     print(
-        f"  weights {human_size(fit.weights_bytes)}, KV cache {human_size(fit.kv_bytes)} "
-        f"(ctx {fit.ctx}, {settings.kv_cache_type}), compute {human_size(fit.compute_bytes)}, "
-        f"overhead {human_size(fit.overhead_bytes)} = {human_size(fit.total_bytes)}"
+        f"  weights {format_size(fit.weights_bytes)}, KV cache {format_size(fit.kv_bytes)} "
+        f"(ctx {fit.ctx}, {settings.kv_cache_type}), compute {format_size(fit.compute_bytes)}, "
+        f"overhead {format_size(fit.overhead_bytes)} = {format_size(fit.total_bytes)}"
     )
     if free is None:
         print("  free VRAM unknown (no GPU found): pass --vram GIB")
     else:
-        print(f"  free VRAM {human_size(free)}: {fit.summary}")
+        print(f"  free VRAM {format_size(free)}: {fit.summary}")
         if fit.max_ctx_that_fits:
             print(f"  largest context that fits fully offloaded: {fit.max_ctx_that_fits}")
     return 0
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
-    from stack.library import delete_model, scan_library
+    from stack.models.library import delete_model, scan_library
 
     settings = load_settings(args.env_file)
     models = scan_library(settings.models_dir)
@@ -172,12 +131,12 @@ def cmd_rm(args: argparse.Namespace) -> int:
     if not args.yes:
         if not sys.stdin.isatty():
             raise LlmTuiError(f"refusing to delete {files} without confirmation", fix="add --yes")
-        answer = input(f"delete {files} ({human_size(model.size)})? [y/N] ")
+        answer = input(f"delete {files} ({format_size(model.size)})? [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             print("kept")
             return 1
     removed = delete_model(settings.models_dir, model)
-    print(f"deleted {len(removed)} file(s), freed {human_size(model.size)}")
+    print(f"deleted {len(removed)} file(s), freed {format_size(model.size)}")
     return 0
 
 

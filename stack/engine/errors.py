@@ -8,12 +8,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from stack.errors import LlmTuiError
+from stack.models.splits import SPLIT_NAME
 from stack.settings import check_model_path
 
 if TYPE_CHECKING:
-    from stack.services import ServiceSpec
-
-SPLIT_NAME = re.compile(r"^(?P<stem>.*)-(?P<index>\d{5})-of-(?P<count>\d{5})\.gguf$")
+    from stack.engine.plan import ServiceSpec
 
 
 class EngineError(LlmTuiError):

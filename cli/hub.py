@@ -8,56 +8,17 @@ import sys
 import time
 from typing import Any
 
-from stack.cli_models import add_vram_option, free_vram_bytes, human_size
+from cli.output import add_vram_option, free_vram_bytes
 from stack.errors import LlmTuiError
+from stack.hub.files import pick_entry
 from stack.settings import Settings, load_settings
+from stack.units import format_size
 
 
 def _hub(settings: Settings) -> Any:
-    from stack.hub import hub_from_settings
+    from stack.hub.client import hub_from_settings
 
     return hub_from_settings(settings)
-
-
-def remote_header(settings: Settings, repo: str, quant: str) -> tuple[Any, str]:
-    """The GGUF header of ``repo``'s ``quant`` (or file), read with Range requests."""
-    from stack.remote_header import fetch_entry_header
-
-    hub = _hub(settings)
-    listing = hub.list_gguf_files(repo)
-    entry = pick_entry(listing, quant)
-    header = fetch_entry_header(
-        hub.endpoint,
-        settings.hub_token,
-        repo,
-        listing.commit,
-        entry,
-        token_withheld=settings.hub_token_withheld,
-    )
-    return header, f"{repo}:{entry.quant} ({entry.name})"
-
-
-def pick_entry(listing: Any, wanted: str) -> Any:
-    """The entry named by a quant (Q4_K_M) or a file name/path in the repo."""
-    models = listing.models
-    lowered = wanted.lower()
-    by_file = [
-        e for e in models if any(lowered in (f.path.lower(), f.name.lower()) for f in e.files)
-    ]
-    matches = by_file or [e for e in models if e.quant.lower() == lowered]
-    if len(matches) == 1:
-        return matches[0]
-    if not matches:
-        quants = ", ".join(sorted({e.quant for e in models})) or "none"
-        raise LlmTuiError(
-            f"{listing.repo_id} has no GGUF {wanted!r}",
-            fix=f"available quants: {quants} (`llm-tui files {listing.repo_id}`)",
-        )
-    names = ", ".join(e.first_file.path for e in matches)
-    raise LlmTuiError(
-        f"{wanted!r} matches several files in {listing.repo_id}: {names}",
-        fix="name the file instead of the quant",
-    )
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -95,30 +56,19 @@ def _summary_dict(summary: Any) -> dict[str, Any]:
 
 
 def cmd_files(args: argparse.Namespace) -> int:
-    from stack.fit import estimate_for_settings, scaled_to_size
-    from stack.remote_header import fetch_repo_shape
+    from stack.hub.remote_header import RepoFits, repo_fits
 
     settings = load_settings(args.env_file)
     listing = _hub(settings).list_gguf_files(args.repo)
     free = free_vram_bytes(args.vram)
-    shape = None
+    fits = RepoFits({})
     if not args.no_fit and listing.models:
-        try:
-            shape = fetch_repo_shape(
-                settings.hf_endpoint,
-                settings.hub_token,
-                listing,
-                token_withheld=settings.hub_token_withheld,
-            )
-        except LlmTuiError as exc:
-            print(f"(no fit estimate: {exc.message})", file=sys.stderr)
+        fits = repo_fits(settings, listing, free)
+        if fits.problem:
+            print(f"(no fit estimate: {fits.problem})", file=sys.stderr)
     rows = []
     for entry in listing.entries:
-        fit = (
-            estimate_for_settings(scaled_to_size(shape, entry.size), settings, free_vram=free)
-            if shape and not entry.mmproj
-            else None
-        )
+        fit = fits.of(entry)
         rows.append(
             {
                 "name": entry.name,
@@ -150,14 +100,14 @@ def cmd_files(args: argparse.Namespace) -> int:
     if not rows:
         print("  no GGUF files")
         return 0
-    if free is None and shape is not None:
+    if free is None and fits.fits:
         print("  (no GPU measured: pass --vram GIB for a fit verdict)", file=sys.stderr)
     for row in rows:
         parts = f" ({row['shards']} parts)" if row["shards"] > 1 else ""
         broken = "" if row["complete"] else "  INCOMPLETE SET"
         kind = "  vision projector" if row["mmproj"] else ""
         print(
-            f"  {row['quant']:<10} {human_size(row['size']):>10}  {row['name']}{parts}"
+            f"  {row['quant']:<10} {format_size(row['size']):>10}  {row['name']}{parts}"
             f"{broken}{kind}  {row['fit'] or ''}"
         )
     return 0
@@ -173,7 +123,7 @@ def _progress_printer(interactive: bool) -> Any:
         state["last"] = now
         eta = f"ETA {int(progress.eta) // 60}:{int(progress.eta) % 60:02d}" if progress.eta else ""
         line = (
-            f"{progress.name}  {human_size(progress.bytes_done)}/{human_size(progress.total)}  "
+            f"{progress.name}  {format_size(progress.bytes_done)}/{format_size(progress.total)}  "
             f"{progress.fraction:5.1%}  {progress.speed / 1e6:6.1f} MB/s  {eta}  {progress.state}"
         )
         if interactive:
@@ -188,7 +138,7 @@ def _progress_printer(interactive: bool) -> Any:
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
-    from stack.downloads import Downloader, DownloadRequest, JobState
+    from stack.hub.downloads import Downloader, DownloadRequest, JobState
 
     settings = load_settings(args.env_file)
     hub = _hub(settings)
@@ -214,10 +164,11 @@ def cmd_pull(args: argparse.Namespace) -> int:
     folder = entry.name if entry.is_split else ""
     interactive = sys.stderr.isatty()
     print(
-        f"{listing.repo_id}: {entry.quant} {entry.name} ({human_size(entry.size)})", file=sys.stderr
+        f"{listing.repo_id}: {entry.quant} {entry.name} ({format_size(entry.size)})",
+        file=sys.stderr,
     )
     if interactive and sys.stdin.isatty() and not args.yes:
-        answer = input(f"download {human_size(entry.size)} into {settings.models_dir}? [Y/n] ")
+        answer = input(f"download {format_size(entry.size)} into {settings.models_dir}? [Y/n] ")
         if answer.strip().lower() in ("n", "no"):
             return 1
     settings.models_dir.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from stack.errors import LlmTuiError
-from stack.gguf import GgufHeader
+from stack.models.header import GgufHeader
 
 if TYPE_CHECKING:
     from stack.settings import Settings

@@ -1,7 +1,7 @@
 """The bytes on disk behind a download: ``.part`` files, their sidecars, hashes and names.
 
 Also the small parsers for the HTTP headers a ranged download reads. Nothing here knows
-about jobs or threads; `stack.downloads` puts the pieces together.
+about jobs or threads; `stack.hub.downloads` puts the pieces together.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from stack.atomic import write_atomic
-from stack.download_jobs import DownloadError
+from stack.hub.jobs import DownloadError
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB

@@ -8,30 +8,23 @@ that never ends) costs no more memory than one that honours it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from stack.fit import ModelShape
-from stack.gguf import (
-    GgufError,
-    GgufHeader,
-    HeaderIncomplete,
-    TruncatedData,
-    combine_shards,
-    read_header,
-)
-from stack.hub import (
-    DEFAULT_ENDPOINT,
-    GgufEntry,
-    HubError,
-    RepoFiles,
-    http_error,
-    network_error,
-    token_for,
-)
+from stack.errors import LlmTuiError
+from stack.hub.errors import DEFAULT_ENDPOINT, HubError, http_error, network_error, token_for
+from stack.hub.files import GgufEntry, RepoFiles
+from stack.models.fit import ModelShape
+from stack.models.gguf import read_header
+from stack.models.header import GgufError, GgufHeader, HeaderIncomplete, TruncatedData
+from stack.models.splits import combine_shards
 
 if TYPE_CHECKING:
     import httpx
+
+    from stack.models.fit import FitEstimate
+    from stack.settings import Settings
 
 FIRST_PREFIX = 4 * 2**20
 MAX_PREFIX = 128 * 2**20
@@ -157,3 +150,62 @@ def fetch_repo_shape(
         token_withheld=token_withheld,
     )
     return ModelShape.from_header(header)
+
+
+def fetch_quant_header(settings: Settings, repo_id: str, wanted: str) -> tuple[GgufHeader, str]:
+    """The header of ``repo_id``'s quant (or file) ``wanted``, and how to name it."""
+    from stack.hub.client import hub_from_settings
+    from stack.hub.files import pick_entry
+
+    hub = hub_from_settings(settings)
+    listing = hub.list_gguf_files(repo_id)
+    entry = pick_entry(listing, wanted)
+    header = fetch_entry_header(
+        hub.endpoint,
+        settings.hub_token,
+        repo_id,
+        listing.commit,
+        entry,
+        token_withheld=settings.hub_token_withheld,
+    )
+    return header, f"{repo_id}:{entry.quant} ({entry.name})"
+
+
+@dataclass(frozen=True)
+class RepoFits:
+    """The fit of each model file of a repo (by its first file's path), or why there is none."""
+
+    fits: dict[str, FitEstimate | None]
+    problem: str = ""  # why no estimate could be made ("" when there are estimates)
+
+    def of(self, entry: GgufEntry) -> FitEstimate | None:
+        return self.fits.get(entry.first_file.path)
+
+
+def repo_fits(settings: Settings, listing: RepoFiles, free_vram: int | None) -> RepoFits:
+    """Every quant's fit from one header read over HTTP (a repo's quants share a shape).
+
+    The CLI's `files` and the Hugging Face screen both show these, so they agree.
+    """
+    from stack.models.fit import estimate_for_settings, scaled_to_size
+
+    try:
+        shape = fetch_repo_shape(
+            settings.hf_endpoint,
+            settings.hub_token,
+            listing,
+            token_withheld=settings.hub_token_withheld,
+        )
+    except LlmTuiError as error:
+        return RepoFits({}, error.message)
+    if shape is None:
+        return RepoFits({}, "no complete model file")
+    return RepoFits(
+        {
+            entry.first_file.path: estimate_for_settings(
+                scaled_to_size(shape, entry.size), settings, free_vram=free_vram
+            )
+            for entry in listing.models
+            if entry.complete
+        }
+    )

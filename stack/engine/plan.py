@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stack.gateway import (
+from stack.engine.gateway import (
     CHAT_ALIAS,
     CODE_ALIAS,
     GATEWAY_CONTAINER_PORT,

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from stack.services import LABEL_ROLE
+from stack.engine.plan import LABEL_ROLE
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class EventStream:
                 raise
 
     def close(self) -> None:
-        from stack.logs import close_stream
+        from stack.engine.logs import close_stream
 
         self._closed = True
         close_stream(self._stream)

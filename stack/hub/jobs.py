@@ -1,7 +1,7 @@
 """Download requests and the jobs that carry them out, as seen from any thread.
 
 A `DownloadJob` holds one request's state, byte count and speed, and reports
-`DownloadProgress` snapshots; the `stack.downloads.Downloader` that owns it does the transfer
+`DownloadProgress` snapshots; the `stack.hub.downloads.Downloader` that owns it does the transfer
 on a worker thread through the job's worker-side methods.
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from stack.errors import LlmTuiError
-from stack.hub import GgufEntry, RemoteFile, RepoFiles
+from stack.hub.files import GgufEntry, RemoteFile, RepoFiles
 
 log = logging.getLogger(__name__)
 

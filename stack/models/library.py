@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from stack import gguf
 from stack.atomic import write_atomic
-from stack.engine_errors import SPLIT_NAME
 from stack.errors import LlmTuiError
+from stack.models.gguf import read_header
+from stack.models.header import GgufError, GgufHeader, TruncatedData
+from stack.models.splits import SPLIT_NAME, combine_shards, split_set_problem, split_shard_name
 
 # Bump when GgufHeader's fields or the entry layout change: older caches are then ignored.
 CACHE_VERSION = 1
@@ -38,7 +39,7 @@ class LocalModel:
     shards: tuple[str, ...]  # relative paths of the files present (every shard of a set)
     size: int  # bytes, all shards together
     mtime_ns: int  # the newest shard's
-    header: gguf.GgufHeader | None  # a split set's headers combined; None if unreadable
+    header: GgufHeader | None  # a split set's headers combined; None if unreadable
     broken: str = ""  # why it cannot be served; empty when usable
     is_chat: bool = False  # it is CHAT_MODEL
     is_code: bool = False  # it is CODE_MODEL
@@ -60,7 +61,7 @@ class _FileInfo:
 
     size: int
     mtime_ns: int
-    header: gguf.GgufHeader | None
+    header: GgufHeader | None
     error: str
 
 
@@ -209,10 +210,10 @@ def _gguf_files(root: Path) -> Iterator[tuple[str, tuple[int, int]]]:
 
 def _read(path: Path, size: int, mtime_ns: int) -> _FileInfo:
     try:
-        return _FileInfo(size, mtime_ns, gguf.read_header(path), "")
-    except gguf.TruncatedData as exc:
+        return _FileInfo(size, mtime_ns, read_header(path), "")
+    except TruncatedData as exc:
         return _FileInfo(size, mtime_ns, exc.header, exc.reason)
-    except gguf.GgufError as exc:
+    except GgufError as exc:
         return _FileInfo(size, mtime_ns, None, exc.reason)
 
 
@@ -242,7 +243,7 @@ def _groups(infos: Mapping[str, _FileInfo]) -> list[_Group]:
             continue
         sets.setdefault((str(pure.parent), match["stem"], count), []).append(relative)
     for (parent, stem, count), present in sets.items():
-        first = (PurePosixPath(parent) / gguf.split_shard_name(stem, 1, count)).as_posix()
+        first = (PurePosixPath(parent) / split_shard_name(stem, 1, count)).as_posix()
         groups.append(_Group(first, count, tuple(sorted(present))))
     return groups
 
@@ -252,7 +253,7 @@ def _model(root: Path, group: _Group, infos: Mapping[str, _FileInfo]) -> LocalMo
     headers = [f.header for f in files if f.header is not None]
     broken = _problem(group, infos)
     if group.count > 1 and headers:
-        header: gguf.GgufHeader | None = gguf.combine_shards(headers)
+        header: GgufHeader | None = combine_shards(headers)
     else:
         header = headers[0] if headers else None
     return LocalModel(
@@ -279,7 +280,7 @@ def _problem(group: _Group, infos: Mapping[str, _FileInfo]) -> str:
             )
         return ""
     headers = {Path(r): infos[r].header for r in group.present}
-    problem = gguf.split_set_problem(Path(group.first), group.count, headers)
+    problem = split_set_problem(Path(group.first), group.count, headers)
     if problem:
         return problem
     for index, relative in enumerate(group.present, start=1):
@@ -315,7 +316,7 @@ def _load_cache(path: Path) -> dict[str, _FileInfo]:
 
 def _entry_from_json(entry: Mapping[str, Any]) -> _FileInfo:
     raw = entry["header"]
-    header = gguf.GgufHeader.from_dict(raw) if raw is not None else None
+    header = GgufHeader.from_dict(raw) if raw is not None else None
     return _FileInfo(int(entry["size"]), int(entry["mtime_ns"]), header, str(entry["error"]))
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from stack.atomic import write_atomic
-from stack.gateway import write_config
-from stack.services import ServiceSpec, plan_services
+from stack.engine.gateway import write_config
+from stack.engine.plan import ServiceSpec, plan_services
 from stack.settings import Settings
 
 HEADER = (

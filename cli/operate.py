@@ -1,0 +1,138 @@
+"""Operating the stack headless: `up`, `down`, `status`, `restart`, `swap`, `logs`, `chat`,
+`compose` and `doctor`, each one line of progress per step on stderr and the result on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import TYPE_CHECKING
+
+from cli.output import EXIT_FAIL, EXIT_OK
+
+if TYPE_CHECKING:
+    from stack.engine import Engine
+
+
+def doctor(args: argparse.Namespace) -> int:
+    from stack.doctor import Status, run_checks
+    from stack.settings import load_settings
+
+    checks = run_checks(load_settings(args.env_file))
+    if args.json:
+        print(json.dumps([check.as_dict() for check in checks], indent=2))
+    else:
+        for check in checks:
+            print(f"{check.status.value:<4}  {check.name:<8}  {check.detail}")
+            if check.fix and check.status is not Status.OK:
+                print(f"{'':<14}fix: {check.fix}")
+    return EXIT_FAIL if any(c.status is Status.FAIL for c in checks) else EXIT_OK
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _engine(args: argparse.Namespace) -> Engine:
+    from stack.engine import Engine
+    from stack.settings import load_settings
+
+    return Engine(load_settings(args.env_file))
+
+
+def up(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    result = engine.up(wait=not args.no_wait, progress=_progress)
+    changed = len(result.created) + len(result.recreated)
+    print(
+        f"stack up: {changed} started, {len(result.kept)} unchanged; "
+        f"gateway {engine.settings.gateway_url}"
+    )
+    return EXIT_OK
+
+
+def down(args: argparse.Namespace) -> int:
+    removed = _engine(args).down(remove_network=args.network, progress=_progress)
+    print(f"stack down: removed {len(removed)} container(s)")
+    return EXIT_OK
+
+
+def status(args: argparse.Namespace) -> int:
+    rows = _engine(args).status()
+    if args.json:
+        print(json.dumps([row.as_dict() for row in rows], indent=2))
+        return EXIT_OK
+    for row in rows:
+        health = f" ({row.health})" if row.health else ""
+        extra = []
+        if row.model:
+            extra.append(row.model)
+        if row.ports:
+            extra.append(", ".join(row.ports))
+        if row.state == "running" and row.role != "api-gateway":
+            extra.append("GPU" if row.gpu else "CPU")
+        if row.exit_code not in (None, 0) or row.oom_killed:
+            extra.append(f"exit {row.exit_code}" + (" OOM-killed" if row.oom_killed else ""))
+        if row.error:
+            extra.append(row.error)
+        print(f"{row.role:<15} {row.state}{health:<12} {'  '.join(extra)}")
+    return EXIT_OK
+
+
+def restart(args: argparse.Namespace) -> int:
+    _engine(args).restart(args.service, progress=_progress)
+    print(f"{args.service} restarted")
+    return EXIT_OK
+
+
+def swap(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    engine.swap(args.file, args.role, progress=_progress)
+    print(f"now serving {args.file} as local-{args.role}")
+    return EXIT_OK
+
+
+def logs(args: argparse.Namespace) -> int:
+    from stack.engine.logs import LogFollower
+
+    tail: int | str = int(args.tail) if args.tail.isdigit() else "all"
+    container = _engine(args).container_for(args.service)
+    follower = LogFollower(container, follow=args.follow, tail=tail, timestamps=False)
+    try:
+        for line in follower:
+            print(line.text, flush=args.follow)
+    finally:
+        follower.close()
+    return EXIT_OK
+
+
+def chat(args: argparse.Namespace) -> int:
+    from stack.chat import stream_chat
+    from stack.settings import load_settings
+
+    settings = load_settings(args.env_file)
+    messages = [{"role": "user", "content": args.prompt}]
+    for delta in stream_chat(
+        settings.gateway_url.replace("localhost", "127.0.0.1"),
+        settings.litellm_master_key,
+        messages,
+        model=args.model,
+        max_tokens=args.max_tokens,
+    ):
+        sys.stdout.write(delta.text)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+    return EXIT_OK
+
+
+def compose(args: argparse.Namespace) -> int:
+    from stack.engine.compose import render_compose, write_compose
+    from stack.settings import load_settings
+
+    settings = load_settings(args.env_file)
+    if args.stdout:
+        print(render_compose(settings), end="")
+    else:
+        print(write_compose(settings))
+    return EXIT_OK

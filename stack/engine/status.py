@@ -1,0 +1,67 @@
+"""What `llm-tui status` shows for each container: state, health, model, ports, exit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from stack.engine import plan as svc
+
+if TYPE_CHECKING:
+    from docker.models.containers import Container
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    role: str
+    name: str
+    state: str  # running | exited | created | missing | ...
+    health: str  # healthy | starting | unhealthy | "" when none
+    image: str = ""
+    model: str = ""
+    ports: tuple[str, ...] = ()
+    gpu: bool = False
+    started_at: str = ""
+    uptime_s: float | None = None
+    exit_code: int | None = None
+    oom_killed: bool = False
+    error: str = ""
+    container_id: str = ""
+    settings_hash: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def status_of(role: str, container: Container, now: datetime) -> ServiceStatus:
+    attrs = container.attrs
+    state = attrs.get("State", {})
+    host = attrs.get("HostConfig", {})
+    started = state.get("StartedAt", "")
+    uptime = None
+    if state.get("Running") and started:
+        started_at = datetime.fromisoformat(started[:26].rstrip("Z") + "+00:00")
+        uptime = max(0.0, (now - started_at).total_seconds())
+    ports = []
+    for cport, bindings in (attrs.get("NetworkSettings", {}).get("Ports") or {}).items():
+        for binding in bindings or []:
+            ports.append(f"{binding.get('HostIp')}:{binding.get('HostPort')}->{cport}")
+    running = state.get("Status") == "running"
+    return ServiceStatus(
+        role=role,
+        name=container.name or "",
+        state=state.get("Status", "unknown"),
+        health=(state.get("Health") or {}).get("Status", ""),
+        image=attrs.get("Config", {}).get("Image", ""),
+        model=container.labels.get(svc.LABEL_MODEL, ""),
+        ports=tuple(ports),
+        gpu=bool(host.get("DeviceRequests")),
+        started_at=started,
+        uptime_s=uptime,
+        exit_code=None if running else state.get("ExitCode"),
+        oom_killed=bool(state.get("OOMKilled")),
+        error=state.get("Error", ""),
+        container_id=container.id or "",
+        settings_hash=container.labels.get(svc.LABEL_HASH, ""),
+    )
