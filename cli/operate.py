@@ -76,6 +76,8 @@ def status(args: argparse.Namespace) -> int:
             extra.append(f"exit {row.exit_code}" + (" OOM-killed" if row.oom_killed else ""))
         if row.error:
             extra.append(row.error)
+        if row.drift:
+            extra.append(f"out of date: {', '.join(row.drift)} (`llm-tui up` applies)")
         print(f"{row.role:<15} {row.state}{health:<12} {'  '.join(extra)}")
     return EXIT_OK
 

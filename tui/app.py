@@ -7,8 +7,10 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, ClassVar
 
+from textual import work
 from textual.app import App
 from textual.css.query import NoMatches
 from textual.screen import ModalScreen, Screen
@@ -78,6 +80,7 @@ class LlmTuiApp(App[int]):
         # Tokens of blocking workers (stack operations, chat answers): all cancelled at
         # exit for the same reason, so quitting never waits for a model to load.
         self._tokens: weakref.WeakSet[CancelToken] = weakref.WeakSet()
+        self._env_seen = env_signature(settings.env_file)
 
     @property
     def engine(self) -> StackEngine:
@@ -141,6 +144,37 @@ class LlmTuiApp(App[int]):
 
     def on_mount(self) -> None:
         self.switch_mode("dashboard")
+        # `.env` edited in an editor or with `llm-tui config set` while the app runs: a stat
+        # a second notices it (microseconds; the reload itself runs in a worker).
+        self._env_seen = env_signature(self.settings.env_file)
+        self.set_interval(ENV_WATCH_S, self._check_env, name="env-watch")
+
+    def _check_env(self) -> None:
+        seen = env_signature(self.settings.env_file)
+        if seen != self._env_seen:
+            self._env_seen = seen
+            self._reload_env(self.settings)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="env-reload")
+    def _reload_env(self, settings: Settings) -> None:
+        fresh = self.services.load_settings(settings.env_file)
+        self.call_from_thread(self._env_reloaded, settings, fresh)
+
+    def _env_reloaded(self, before: Settings, fresh: Settings) -> None:
+        if self.settings is not before or fresh.values == before.values:
+            return  # written by this app meanwhile, or nothing that matters changed
+        self.update_settings(fresh)
+        changed = sorted(
+            key
+            for key in {*before.values, *fresh.values}
+            if before.values.get(key) != fresh.values.get(key)
+        )
+        self.notify(
+            f"{fresh.env_file.name} changed on disk ({', '.join(changed)}): every screen now "
+            "shows the new settings.",
+            title="Settings reloaded",
+            markup=False,
+        )
 
     def on_ready(self) -> None:
         elapsed = (time.perf_counter() - self._started_at) * 1000
@@ -149,6 +183,7 @@ class LlmTuiApp(App[int]):
     def update_settings(self, settings: Settings) -> None:
         """`.env` was written: every screen redraws from the new settings."""
         self.settings = settings
+        self._env_seen = env_signature(settings.env_file)
         self.settings_changed.publish(settings)
 
     def action_go(self, mode: str) -> None:
@@ -184,6 +219,18 @@ class LlmTuiApp(App[int]):
             timeout=15,
             markup=False,
         )
+
+
+ENV_WATCH_S = 1.0
+
+
+def env_signature(path: Path) -> tuple[int, int, int] | None:
+    """What changes when a file is written (an atomic write makes a new inode)."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return (info.st_ino, info.st_size, info.st_mtime_ns)
 
 
 def error_text(error: BaseException | None) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from stack.cancel import CancelToken
@@ -19,7 +20,7 @@ from stack.engine.events import StackEvent
 from stack.engine.logs import LogFollower, LogLine
 from stack.gpu import GpuSample, read_gpus
 from stack.models.library import LocalModel, scan_library
-from stack.settings import Settings, set_setting
+from stack.settings import Settings, load_settings, set_setting
 
 Progress = Callable[[str], None]
 
@@ -137,6 +138,7 @@ class Services:
     run_checks: Callable[[Settings], list[Check]] = field(default=run_checks)
     scan_models: Callable[[Settings], list[LocalModel]] = field(default=scan_local_models)
     set_setting: Callable[[Settings, str, str], Settings] = field(default=set_setting)
+    load_settings: Callable[[Path], Settings] = field(default=load_settings)
     make_engine: Callable[[Settings], StackEngine] = field(default=make_engine)
     follow_logs: Callable[[Any], LogSource] = field(default=follow_container_logs)
     read_gpus: Callable[[], list[GpuSample]] = field(default=read_gpus)

@@ -8,7 +8,7 @@ Blocking calls throughout: the TUI runs them in thread workers, the CLI directly
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -66,6 +66,7 @@ class Engine:
     def __init__(self, settings: Settings, client: docker.DockerClient | None = None) -> None:
         self.settings = settings
         self._client = client
+        self._nvidia: bool | None = None
 
     # --- connection --------------------------------------------------------------------
 
@@ -81,8 +82,11 @@ class Engine:
             self._client = None
 
     def has_nvidia_runtime(self) -> bool:
-        runtimes = self.client.info().get("Runtimes") or {}
-        return "nvidia" in runtimes
+        """Asked once per engine: `status` plans on every poll and runtimes rarely change."""
+        if self._nvidia is None:
+            runtimes = self.client.info().get("Runtimes") or {}
+            self._nvidia = "nvidia" in runtimes
+        return self._nvidia
 
     def plan(self) -> list[ServiceSpec]:
         nvidia = self.settings.gpu == "auto" and self.has_nvidia_runtime()
@@ -334,19 +338,25 @@ class Engine:
         now = datetime.now(UTC)
         by_name = {c.name: c for c in self._our_containers()}
         result = []
-        names = [(spec.role, spec.name) for spec in plan_services(self.settings)]
-        planned = {name for _, name in names}
+        specs = {spec.name: spec for spec in self.plan()}
+        names = [(spec.role, spec.name) for spec in specs.values()]
         names += [
             (c.labels.get(svc.LABEL_ROLE, "?"), name or "")
             for name, c in by_name.items()
-            if name not in planned
+            if name not in specs
         ]
         for role, name in names:
             container = by_name.get(name)
             if container is None:
                 result.append(ServiceStatus(role, name, "missing", ""))
                 continue
-            result.append(status_of(role, container, now))
+            spec = specs.get(name)
+            drift = (
+                svc.drifted_keys(spec, container.labels or {})
+                if spec is not None
+                else ("no longer in .env",)
+            )
+            result.append(replace(status_of(role, container, now), drift=drift))
         return result
 
     # --- swap --------------------------------------------------------------------------

@@ -28,6 +28,9 @@ LABEL_STACK = "llm-tui.stack"
 LABEL_ROLE = "llm-tui.role"
 LABEL_HASH = "llm-tui.settings-hash"
 LABEL_MODEL = "llm-tui.model"
+# The .env values a container was made from (secrets as a hash): what `status` compares to
+# say which keys changed since, not only that something did.
+LABEL_INPUTS = "llm-tui.inputs"
 
 INFERENCE = "inference"
 INFERENCE_CODE = "inference-code"
@@ -65,6 +68,7 @@ class ServiceSpec:
     healthcheck: dict[str, object] | None = None
     model: str = ""  # the GGUF served (inference roles)
     extra_hash_input: str = ""  # e.g. the gateway config text: a change must recreate
+    inputs: dict[str, str] = field(default_factory=dict)  # .env key -> value it was made from
 
     @property
     def settings_hash(self) -> str:
@@ -94,7 +98,60 @@ class ServiceSpec:
         }
         if self.model:
             labels[LABEL_MODEL] = self.model
+        if self.inputs:
+            labels[LABEL_INPUTS] = json.dumps(self.inputs, sort_keys=True)
         return labels
+
+
+# The .env keys each container is made from: a change to one of these (and only these)
+# recreates that container on `up`.
+INFERENCE_KEYS = (
+    "MODELS_DIR", "CHAT_MODEL", "INFERENCE_IMAGE", "GPU", "GPU_LAYERS", "CTX_SIZE",
+    "PARALLEL", "FLASH_ATTN", "KV_CACHE_TYPE", "INFERENCE_PORT", "BIND_ADDRESS",
+)  # fmt: skip
+INFERENCE_CODE_KEYS = tuple(
+    "CODE_MODEL" if key == "CHAT_MODEL" else key
+    for key in INFERENCE_KEYS
+    if key not in ("INFERENCE_PORT", "BIND_ADDRESS")
+)
+GATEWAY_KEYS = (
+    "GATEWAY_IMAGE", "API_GATEWAY_PORT", "BIND_ADDRESS", "LITELLM_MASTER_KEY", "TEMPERATURE",
+    "MAX_TOKENS", "CODE_MODEL",
+)  # fmt: skip
+
+
+def spec_inputs(settings: Settings, keys: tuple[str, ...]) -> dict[str, str]:
+    """The effective value of each key (defaults included); secrets only as a short hash."""
+    from stack.settings import FIELDS, is_secret
+
+    values: dict[str, str] = {}
+    for key in keys:
+        value = settings.values.get(key, FIELDS[key].default)
+        if key == "MODELS_DIR":
+            value = str(Path(settings.models_dir).resolve())
+        values[key] = (
+            "sha256:" + hashlib.sha256(value.encode()).hexdigest()[:12]
+            if is_secret(key) and value
+            else value
+        )
+    return values
+
+
+def drifted_keys(spec: ServiceSpec, labels: dict[str, str]) -> tuple[str, ...]:
+    """The .env keys whose values differ from those ``labels`` say the container was made
+    from; empty when it matches the plan. A container made by an older llm-tui (no inputs
+    label) or changed by llm-tui itself reports its hash only: ``("llm-tui",)``.
+    """
+    if labels.get(LABEL_HASH) == spec.settings_hash:
+        return ()
+    try:
+        recorded = json.loads(labels.get(LABEL_INPUTS, ""))
+    except ValueError:
+        recorded = None
+    if not isinstance(recorded, dict):
+        return ("llm-tui",)
+    changed = tuple(key for key, value in spec.inputs.items() if recorded.get(key) != value)
+    return changed or ("llm-tui",)
 
 
 def gpu_request(settings: Settings, engine_has_nvidia: bool) -> GpuRequest | None:
@@ -185,6 +242,9 @@ def plan_services(settings: Settings, *, engine_has_nvidia: bool = False) -> lis
                 gpu=gpu,
                 healthcheck=inference_healthcheck(),
                 model=model,
+                inputs=spec_inputs(
+                    settings, INFERENCE_KEYS if role == INFERENCE else INFERENCE_CODE_KEYS
+                ),
             )
         )
     config_path = settings.gateway_config_path
@@ -208,6 +268,7 @@ def plan_services(settings: Settings, *, engine_has_nvidia: bool = False) -> lis
             ports=((GATEWAY_CONTAINER_PORT, settings.bind_address, settings.api_gateway_port),),
             healthcheck=gateway_healthcheck(),
             extra_hash_input=render_config(settings),
+            inputs=spec_inputs(settings, GATEWAY_KEYS),
         )
     )
     return specs

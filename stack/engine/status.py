@@ -29,9 +29,19 @@ class ServiceStatus:
     error: str = ""
     container_id: str = ""
     settings_hash: str = ""
+    # .env keys changed since the container was made ("llm-tui": the plan itself changed);
+    # empty when it is up to date. `up` recreates it.
+    drift: tuple[str, ...] = ()
+
+    @property
+    def up_to_date(self) -> bool:
+        return not self.drift
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+        data = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        data["drift"] = list(self.drift)
+        data["up_to_date"] = self.up_to_date
+        return data
 
 
 def status_of(role: str, container: Container, now: datetime) -> ServiceStatus:

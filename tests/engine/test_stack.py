@@ -440,3 +440,39 @@ def test_down_network_with_a_foreign_container_attached_is_one_line(home: Home) 
         assert home.client.networks.list(names=[home.stack])
     finally:
         bystander.remove(force=True)
+
+
+def test_status_names_the_keys_changed_since_each_container_was_made(home: Home) -> None:
+    import subprocess
+    import sys
+
+    engine = home.engine()
+    engine.up(timeout=120)
+    assert all(row.up_to_date for row in home.engine().status())
+    cli = [sys.executable, "-m", "cli", "--env-file", str(home.env)]
+    for key, value in (("CTX_SIZE", "1024"), ("MAX_TOKENS", "32")):
+        done = subprocess.run([*cli, "config", "set", key, value], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    rows = {row.role: row for row in home.engine().status()}
+    assert rows["inference"].drift == ("CTX_SIZE",)
+    assert rows["api-gateway"].drift == ("MAX_TOKENS",)
+    status = subprocess.run([*cli, "status", "--json"], capture_output=True, text=True)
+    as_json = {row["role"]: row for row in json.loads(status.stdout)}
+    assert as_json["inference"]["drift"] == ["CTX_SIZE"]
+    assert as_json["inference"]["up_to_date"] is False
+    text = subprocess.run([*cli, "status"], capture_output=True, text=True).stdout
+    assert "out of date: CTX_SIZE (`llm-tui up` applies)" in text
+    # A secret's change is named, its value never shown (labels are readable by anyone).
+    done = subprocess.run(
+        [*cli, "config", "set", "LITELLM_MASTER_KEY", "sk-" + "n" * 40],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    gateway = home.client.containers.get(f"{home.stack}-api-gateway")
+    assert KEY not in json.dumps(gateway.labels) and "n" * 40 not in json.dumps(gateway.labels)
+    rows = {row.role: row for row in home.engine().status()}
+    assert set(rows["api-gateway"].drift) == {"MAX_TOKENS", "LITELLM_MASTER_KEY"}
+    result = home.engine().up(timeout=120)
+    assert set(result.recreated) == {f"{home.stack}-inference", f"{home.stack}-api-gateway"}
+    assert all(row.up_to_date for row in home.engine().status())

@@ -18,7 +18,7 @@ from stack.settings import Settings, load_settings
 from tests.support.gguf_factory import write_tiny_model
 from tests.tui.conftest import FROZEN_CHECKS
 from tests.tui.fakes import FakeEngine, fake_services
-from tests.tui.helpers import DEADLINE_S, SIZE, go_to, screen_text, settle, text, until
+from tests.tui.helpers import DEADLINE_S, SIZE, go_to, notes, screen_text, settle, text, until
 from tui.__main__ import LlmTuiApp, make_app
 from tui.commands import COMMANDS, MODES, CommandTableProvider
 from tui.screens.chat import ChatScreen
@@ -355,3 +355,37 @@ async def test_a_settings_write_closes_the_old_engine(settings: Settings) -> Non
         assert not second.closed.is_set()
     assert second.closed.wait(timeout=DEADLINE_S)  # and the last one at exit
     assert all(engine.closed.is_set() for engine in built)
+
+
+async def test_an_env_edited_outside_the_app_is_noticed_and_redrawn(
+    home: Path, app: LlmTuiApp
+) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await go_to(app, pilot, "settings")
+        # Another process writes .env, as `llm-tui config set CTX_SIZE 1024` does.
+        cli = [sys.executable, "-m", "cli", "--env-file", str(home / ".env")]
+        done = subprocess.run(
+            [*cli, "config", "set", "CTX_SIZE", "1024"],
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stderr
+        await until(lambda: app.settings.ctx_size == 1024, "the app reloaded .env")
+        await settle(app)
+        table = app.screen.query_one(SettingsTable)
+        assert str(table.get_row("CTX_SIZE")[1]) == "1024"
+        title, message = notes(app)[-1]
+        assert title == "Settings reloaded" and "(CTX_SIZE)" in message
+
+
+async def test_the_apps_own_writes_are_not_announced_as_outside_edits(app: LlmTuiApp) -> None:
+    from stack.settings import set_setting
+
+    async with app.run_test(size=SIZE):
+        await settle(app)
+        app.update_settings(set_setting(app.settings, "CTX_SIZE", "2048"))
+        before = app._env_seen
+        app._check_env()  # the watcher's next tick sees the file as the app left it
+        await settle(app)
+        assert app._env_seen == before
+        assert not any(title == "Settings reloaded" for title, _ in notes(app))

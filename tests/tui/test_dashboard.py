@@ -200,6 +200,19 @@ async def test_cards_show_state_health_model_ports_and_death(
         assert cards(app)["api-gateway"].has_class("-off")
 
 
+async def test_a_card_names_the_settings_its_container_lacks(
+    app: LlmTuiApp, engine: FakeEngine
+) -> None:
+    engine.statuses = [
+        running("inference", drift=("CTX_SIZE", "PARALLEL")),
+        running("api-gateway"),
+    ]
+    async with app.run_test(size=SIZE):
+        await settle(app)
+        assert "out of date: CTX_SIZE, PARALLEL · u applies" in card_text(app, "inference")
+        assert "out of date" not in card_text(app, "api-gateway")
+
+
 async def test_a_code_model_adds_a_card(settings: Settings, engine: FakeEngine) -> None:
     engine.statuses = [running("inference"), running("inference-code"), running("api-gateway")]
     app = make_app(settings, fakes(FROZEN_CHECKS, engine=engine))

@@ -21,11 +21,12 @@ from stack.settings import Settings, load_settings, set_setting
 from tests.support.fakehub import FakeHub
 from tests.support.gguf_factory import write_split_set, write_tiny_model
 from tests.tui.conftest import FROZEN_CHECKS, write_env
-from tests.tui.fakes import fake_services, frozen_gpu
+from tests.tui.fakes import FakeEngine, fake_services, frozen_gpu, running_stack
 from tests.tui.helpers import DEADLINE_S, SIZE, go_to, notes, settle, text, until
 from tui.__main__ import LlmTuiApp, make_app
 from tui.hub_log import HUB_LOGGER, HubLogRoute
 from tui.screens.hub import HUB_SCREEN, HubScreen
+from tui.screens.models import ModelTable
 from tui.widgets.download_list import DownloaderFactory, DownloadPanel, DownloadRow
 from tui.widgets.hub_tables import QuantsTable, ResultsTable
 
@@ -185,10 +186,30 @@ async def test_search_list_download_and_serve(
         assert app.settings.chat_model == FILE
         assert load_settings(home / ".env").chat_model == FILE
         assert notes(app)[-1][0] == "Chat model set"
-
-        await pilot.press("escape")
-        await settle(app)
+        # Served from the Models screen, which shows the new file as the chat model.
         assert app.current_mode == "models" and not isinstance(app.screen, HubScreen)
+        table = app.screen.query_one(ModelTable)
+        assert str(table.get_row(FILE)[0]) == "● chat"
+
+
+async def test_serving_a_download_while_the_stack_runs_swaps_the_container(
+    app: LlmTuiApp, engine: FakeEngine, fake_hub: FakeHub, tiny: bytes, home: Path
+) -> None:
+    engine.statuses = running_stack()
+    fake_hub.add_repo(REPO, {FILE: tiny})
+    async with app.run_test(size=SIZE) as pilot:
+        await open_screen(app, pilot)
+        await search(app, pilot, "tiny")
+        quants = await open_repo(app, pilot, REPO)
+        await download(app, pilot, quants, FILE)
+        row = only_row(app)
+        await until(lambda: row.done, "the download finished")
+        await settle(app)
+        await pilot.press("s")
+        await settle(app)
+        assert ("swap", FILE, "chat") in engine.calls  # the running container, not only .env
+        assert notes(app)[-1][0] == "Model swapped"
+        assert load_settings(home / ".env").chat_model == FILE
 
 
 async def test_fit_is_measured_against_the_gpu(

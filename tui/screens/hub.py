@@ -29,8 +29,7 @@ from stack.models.fit import FitEstimate
 from stack.settings import Settings
 from tui.commands import bindings
 from tui.hub_log import HubLogRoute
-from tui.messages import SettingRejected, SettingSaved
-from tui.screens.base import ModeScreen, start_setting_write
+from tui.screens.base import ModeScreen
 from tui.screens.dialogs import ConfirmScreen
 from tui.widgets.download_list import DownloaderFactory, DownloadPanel, make_downloader
 from tui.widgets.hub_tables import (
@@ -413,30 +412,26 @@ class HubScreen(ModeScreen):
         if row is None or not self.downloads.cancel_row(row):
             self.notify("The selected download is not running.", markup=False)
 
-    def action_serve_download(self) -> None:
+    async def action_serve_download(self) -> None:
         row = self.downloads.selected
         if row is None or not row.done:
             self.notify("Select a finished download first (Tab moves to the list).")
         elif row.mmproj:
             self.notify("A vision projector is loaded beside a model, not served on its own.")
         else:
-            start_setting_write(self, "CHAT_MODEL", row.relative)
+            # Back on Models, which serves it the one way every pick does (a swap when the
+            # stack runs), and shows the new file in its table.
+            from tui.screens.models import ModelsScreen
+
+            await self.app.pop_screen()
+            if not isinstance(self.app.screen, ModelsScreen):
+                await self.app.switch_mode("models")
+            screen = self.app.screen
+            if isinstance(screen, ModelsScreen):
+                screen.serve_path(row.relative, "chat")
 
     def on_download_panel_finished(self, message: DownloadPanel.Finished) -> None:
         self.refresh_bindings()  # s serves what just finished
-
-    def on_setting_saved(self, message: SettingSaved) -> None:
-        self.llm_app.update_settings(message.settings)
-        self.notify(
-            f"CHAT_MODEL = {message.value}. It is served as local-chat when the stack starts; "
-            "if the stack runs now, swap to it on Models (Enter).",
-            title="Chat model set",
-            markup=False,
-        )
-
-    def on_setting_rejected(self, message: SettingRejected) -> None:
-        problems = "\n".join(message.problems)
-        self.notify(problems, title="Could not set CHAT_MODEL", severity="error", markup=False)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if not self.is_mounted:

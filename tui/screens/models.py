@@ -290,14 +290,22 @@ class ModelsScreen(ModeScreen):
         if (model.is_chat and role == "chat") or (model.is_code and role == "code"):
             self.notify(f"{model.relative_path} is already the {role} model.", markup=False)
             return
-        what = f"serving {model.relative_path} as local-{role}"
+        self.serve_path(model.relative_path, role)
+
+    def serve_path(self, relative: str, role: str) -> None:
+        """Serve ``relative`` as local-``role``: a swap when the stack runs, else set .env.
+
+        Every place that picks a model (this table, a finished download) comes here, so
+        what runs is what the settings say.
+        """
+        what = f"serving {relative} as local-{role}"
         if not self.llm_app.begin_stack_operation(what):
             return
         self._serving = what
         self._progress.take()
         self.show_progress("checking the stack")
         cancel = self.llm_app.cancel_token()
-        self.serve(self.llm_app.engine, self.settings, model.relative_path, role, cancel)
+        self.serve(self.llm_app.engine, self.settings, relative, role, cancel)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="models-serve")
     def serve(

@@ -78,6 +78,10 @@ def card_lines(status: ServiceStatus | None) -> list[Content]:
     device = [] if status.role == "api-gateway" else ["GPU" if status.gpu else "CPU"]
     place = [*device, *map(short_port, host_ports(status.ports))]
     lines.append(Content.styled(" · ".join(place), "$text-muted"))
+    if status.drift:
+        # What runs is not what .env says: name the keys, and the key that fixes it.
+        keys = ", ".join(status.drift)
+        lines.append(Content.styled(f"out of date: {keys} · u applies", "$text-warning"))
     if status.state == "running":
         if status.uptime_s is not None:
             lines.append(Content.styled(f"up {format_duration(status.uptime_s)}", "$text-muted"))
