@@ -60,7 +60,7 @@ def cmd_files(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.env_file)
     listing = _hub(settings).list_gguf_files(args.repo)
-    free = free_vram_bytes(args.vram)
+    free = free_vram_bytes(args.vram, settings)
     fits = RepoFits({})
     if not args.no_fit and listing.models:
         fits = repo_fits(settings, listing, free)
@@ -138,7 +138,7 @@ def _progress_printer(interactive: bool) -> Any:
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
-    from stack.hub.downloads import Downloader, DownloadRequest, JobState
+    from stack.hub.downloads import DownloadRequest
 
     settings = load_settings(args.env_file)
     hub = _hub(settings)
@@ -168,15 +168,49 @@ def cmd_pull(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     if interactive and sys.stdin.isatty() and not args.yes:
-        answer = input(f"download {format_size(entry.size)} into {settings.models_dir}? [Y/n] ")
+        answer = input(f"download {format_size(entry.size)} into {_place(settings)}? [Y/n] ")
         if answer.strip().lower() in ("n", "no"):
             return 1
-    settings.models_dir.mkdir(parents=True, exist_ok=True)
-    downloader = Downloader.from_settings(settings)
+    if not run_download(settings, DownloadRequest.for_entry(listing, entry, folder), interactive):
+        return 130
+    shard1 = f"{folder}/{entry.first_file.name}" if folder else entry.first_file.name
+    for remote in entry.files:
+        print(f"{remote.sha256}  {folder + '/' if folder else ''}{remote.name}")
+    print(f"saved {_saved_as(settings, shard1)}")
+    if not settings.chat_model:
+        print(f"serve it: llm-tui config set CHAT_MODEL {shard1}  (or `llm-tui swap {shard1}`)")
+    return 0
+
+
+def _place(settings: Settings) -> str:
+    """MODELS_DIR, or where a remote engine's models are ("the volume … on gpu-box")."""
+    if not settings.engine_remote:
+        return str(settings.models_dir)
+    from stack.engine.endpoint import resolve_endpoint
+    from stack.engine.helper import models_place
+
+    return models_place(settings, resolve_endpoint())
+
+
+def _saved_as(settings: Settings, relative: str) -> str:
+    if not settings.engine_remote:
+        return str(settings.models_dir / relative)
+    return f"{relative} in {_place(settings)}"
+
+
+def run_download(settings: Settings, request: Any, interactive: bool) -> bool:
+    """Download ``request`` with progress on stderr; False when Ctrl+C stopped it (kept).
+
+    A remote engine's models are downloaded on its host, straight from the Hub.
+    """
+    from stack.hub.downloads import JobState
+    from stack.hub.remote_downloads import downloader_for
+
+    if not settings.engine_remote:
+        settings.models_dir.mkdir(parents=True, exist_ok=True)
+    downloader = downloader_for(settings)
     try:
-        job = downloader.enqueue(
-            DownloadRequest.for_entry(listing, entry, folder), _progress_printer(interactive)
-        )
+        job = downloader.enqueue(request, _progress_printer(interactive))
         try:
             final = job.wait()
         except KeyboardInterrupt:
@@ -186,20 +220,14 @@ def cmd_pull(args: argparse.Namespace) -> int:
                 "\ninterrupted: the partial download is kept; run the same command to resume",
                 file=sys.stderr,
             )
-            return 130
+            return False
     finally:
         downloader.close(cancel=False)
     if final.state is not JobState.DONE:
         if final.error is not None:
             raise final.error
         raise LlmTuiError(f"download {final.state}")
-    shard1 = f"{folder}/{entry.first_file.name}" if folder else entry.first_file.name
-    for remote in entry.files:
-        print(f"{remote.sha256}  {folder + '/' if folder else ''}{remote.name}")
-    print(f"saved {settings.models_dir / shard1}")
-    if not settings.chat_model:
-        print(f"serve it: llm-tui config set CHAT_MODEL {shard1}  (or `llm-tui swap {shard1}`)")
-    return 0
+    return True
 
 
 def add_commands(commands: Any) -> None:

@@ -17,14 +17,12 @@ from stack.units import format_size
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    from stack.engine.remote_models import scan_models
     from stack.models.fit import estimate_for_settings
-    from stack.models.library import scan_library
 
     settings = load_settings(args.env_file)
-    models = scan_library(
-        settings.models_dir, chat_model=settings.chat_model, code_model=settings.code_model
-    )
-    free = free_vram_bytes(args.vram)
+    models = scan_models(settings)  # MODELS_DIR, or the models on a remote engine's host
+    free = free_vram_bytes(args.vram, settings)
     rows: list[dict[str, Any]] = []
     for model in models:
         header = model.header
@@ -52,7 +50,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     if not rows:
-        print(f"no GGUF files in {settings.models_dir}")
+        print(f"no GGUF files in {_place(settings)}")
         print("get one with `llm-tui search QUERY` and `llm-tui pull REPO QUANT`")
         return 0
     if free is None:
@@ -71,7 +69,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    from stack.models.fit import estimate_for_settings
+    from stack.models.fit import Verdict, estimate_for_settings
     from stack.models.gguf import read_header
 
     settings = load_settings(args.env_file)
@@ -85,11 +83,14 @@ def cmd_fit(args: argparse.Namespace) -> int:
     else:
         from stack.settings import check_model_path
 
-        problem = check_model_path(target, settings.models_dir)
-        if problem:
-            raise LlmTuiError(f"{target}: {problem}")
-        header, name = read_header(local), target
-    free = free_vram_bytes(args.vram)
+        if settings.engine_remote:
+            header, name = _remote_header(settings, target), target
+        else:
+            problem = check_model_path(target, settings.models_dir)
+            if problem:
+                raise LlmTuiError(f"{target}: {problem}")
+            header, name = read_header(local), target
+    free = free_vram_bytes(args.vram, settings)
     fit = estimate_for_settings(header, settings, free_vram=free, ctx=args.ctx)
     if fit is None:
         raise LlmTuiError(f"cannot estimate {name}: the header lacks layer or head counts")
@@ -99,25 +100,55 @@ def cmd_fit(args: argparse.Namespace) -> int:
         f"(ctx {fit.ctx}, {settings.kv_cache_type}), compute {format_size(fit.compute_bytes)}, "
         f"overhead {format_size(fit.overhead_bytes)} = {format_size(fit.total_bytes)}"
     )
+    print(f"  {settings.parallel} slot(s) of {fit.slot_ctx} tokens each")
     if free is None:
         print("  free VRAM unknown (no GPU found): pass --vram GIB")
     else:
-        print(f"  free VRAM {format_size(free)}: {fit.summary}")
+        kept = f", {format_size(fit.margin_bytes)} kept free" if fit.margin_bytes else ""
+        print(f"  free VRAM {format_size(free)}{kept}: {fit.summary}")
         if fit.max_ctx_that_fits:
-            print(f"  largest context that fits fully offloaded: {fit.max_ctx_that_fits}")
+            print(
+                f"  largest context that fits fully offloaded: {fit.max_ctx_that_fits} "
+                f"({settings.parallel} slot(s), {settings.kv_cache_type})"
+            )
+        if fit.verdict is not Verdict.FITS:
+            print("  `llm-tui tune` proposes settings that fit")
     return 0
 
 
+def _place(settings: Any) -> str:
+    """MODELS_DIR, or where a remote engine's models are ("the volume … on gpu-box")."""
+    if not settings.engine_remote:
+        return str(settings.models_dir)
+    from stack.engine.endpoint import resolve_endpoint
+    from stack.engine.helper import models_place
+
+    return models_place(settings, resolve_endpoint())
+
+
+def _remote_header(settings: Any, target: str) -> Any:
+    """A model's header, read on the remote engine's host (only the header crosses)."""
+    from stack.engine.remote_models import scan_models
+
+    wanted = target.strip("/")
+    for model in scan_models(settings):
+        if wanted in (model.relative_path, *model.shards):
+            if model.header is None:
+                raise LlmTuiError(f"{target}: {model.broken or 'no readable header'}")
+            return model.header
+    raise LlmTuiError(f"{target} is not a model in {_place(settings)}", fix="see `llm-tui models`")
+
+
 def cmd_rm(args: argparse.Namespace) -> int:
-    from stack.models.library import delete_model, scan_library
+    from stack.engine.remote_models import delete_model_files, scan_models
 
     settings = load_settings(args.env_file)
-    models = scan_library(settings.models_dir)
+    models = scan_models(settings)
     wanted = args.file.strip("/")
     model = next((m for m in models if wanted in (m.relative_path, *m.shards)), None)
     if model is None:
         raise LlmTuiError(
-            f"{wanted} is not a model in {settings.models_dir}", fix="see `llm-tui models`"
+            f"{wanted} is not a model in {_place(settings)}", fix="see `llm-tui models`"
         )
     if wanted in (settings.chat_model, settings.code_model) or model.relative_path in (
         settings.chat_model,
@@ -135,7 +166,7 @@ def cmd_rm(args: argparse.Namespace) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print("kept")
             return 1
-    removed = delete_model(settings.models_dir, model)
+    removed = delete_model_files(settings, model)
     print(f"deleted {len(removed)} file(s), freed {format_size(model.size)}")
     return 0
 

@@ -31,15 +31,24 @@ def add_vram_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def free_vram_bytes(vram_gib: float | None) -> int | None:
-    """What the user said, else NVML's free memory on GPU 0, else None (unknown)."""
+def free_vram_bytes(vram_gib: float | None, settings: Any = None) -> int | None:
+    """What the user said, else NVML's free memory on GPU 0, else None (unknown).
+
+    With ``settings``, what the stack's own running llama-server holds counts as free: a
+    model fitted here replaces it, so the one being served must not read "does not fit".
+    """
     if vram_gib is not None:
         if vram_gib <= 0:
             raise LlmTuiError("--vram must be a positive number of GiB")
         return int(vram_gib * GiB)
     from stack.gpu import read_free_vram
 
-    return read_free_vram().free
+    if settings is None:
+        return read_free_vram().free
+    from stack.engine import Engine
+    from stack.models.tune_stack import free_for_a_model
+
+    return free_for_a_model(Engine(settings)).free
 
 
 def fit_text(fit: Any) -> str:

@@ -16,7 +16,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from stack.engine.plan import inference_bind_address
 from stack.settings import Settings, holds_secret
 
 
@@ -126,6 +125,20 @@ def model_file_problem(settings: Settings, model: str) -> str:
     return ""
 
 
+def check_context(settings: Settings) -> Check:
+    """Whether one request holds what an IDE agent sends (Claude Code: 32k tokens)."""
+    from stack.clients import CLIENTS, connection_for, window_problem
+
+    connection = connection_for(settings)
+    problem = window_problem(CLIENTS["claude-code"], connection)
+    if problem is not None:
+        return Check("context", Status.WARN, problem[0], problem[1])
+    slots = "1 slot" if connection.parallel == 1 else f"each of {connection.parallel} slots"
+    return Check(
+        "context", Status.OK, f"{slots} holds {connection.window:,} tokens: enough for Claude Code"
+    )
+
+
 def check_engine(settings: Settings, connect: Callable[[], Any] | None = None) -> list[Check]:
     """The engine, its NVIDIA runtime, and whether the stack's images are present."""
     from stack.engine.connection import EngineUnavailable
@@ -201,6 +214,9 @@ def check_gpu(nvml: ModuleType | None = None) -> Check:
 def port_is_free(address: str, port: int) -> bool:
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
+        # As servers bind (docker-proxy too): a connection the port's last server closed
+        # lingers in TIME_WAIT for a minute and must not read as "in use".
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((address, port))
         except OSError:
@@ -212,6 +228,8 @@ def check_ports(settings: Settings, stack_ports: Callable[[], set[int]] | None =
     # Each port where the stack publishes it: llama-server's only ever on loopback.
     wanted = [("API_GATEWAY_PORT", settings.bind_address, settings.api_gateway_port)]
     if settings.inference_port:
+        from stack.engine.plan import inference_bind_address  # the engine, only when asked
+
         address = inference_bind_address(settings.bind_address)
         wanted.append(("INFERENCE_PORT", address, settings.inference_port))
     taken = [(key, a, port) for key, a, port in wanted if not port_is_free(a, port)]
@@ -274,11 +292,18 @@ def check_disk(settings: Settings) -> Check:
 
 
 def run_checks(settings: Settings) -> list[Check]:
+    if settings.engine_remote:
+        # The engine, its GPU, models, disk and ports are on another machine: each step of
+        # reaching it is a check of its own (stack.engine.remote_checks).
+        from stack.engine.remote_checks import remote_checks
+
+        return [check_settings(settings), *remote_checks(settings), check_context(settings)]
     return [
         check_settings(settings),
         *check_engine(settings),
         check_gpu(),
         check_models(settings),
+        check_context(settings),
         check_ports(settings),
         check_disk(settings),
     ]

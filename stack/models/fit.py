@@ -1,25 +1,37 @@
-"""Will a model fit in GPU memory? Pure arithmetic over a GGUF header and the settings.
+"""Will a model fit in GPU memory? What llama-server allocates, from a GGUF header and settings.
 
-The model follows llama.cpp's placement with one GPU:
+Every caller (`llm-tui models`/`fit`/`files`/`tune`, the Models and Hugging Face screens)
+goes through :func:`estimate`, so they all say the same. The sum follows what llama.cpp
+(the commit the stack pins) allocates on one CUDA GPU:
 
-* ``-ngl N`` counts layer *slots*: the output head is the first slot to go to the GPU,
-  then the last N-1 repeating blocks; ``all`` (and any N > block count) is every block plus
-  the head, N = block count + 1. The token embeddings always stay in host memory, but a
-  model with tied embeddings loads them a second time as its output head.
-* weights: the bytes of the tensors placed on the GPU, as listed in the header.
-* KV cache: for each block on the GPU, cells x KV heads x (K dim + V dim) x bytes per
-  element of KV_CACHE_TYPE. ``ctx`` (llama-server ``-c``) is the total shared by the
-  ``parallel`` slots, rounded up to 256 cells. A sliding-window block keeps
-  min(ctx, window x parallel + n_ubatch) cells, as llama.cpp's SWA cache does.
-  Recurrent state (Mamba/RWKV layers) is not counted.
-* compute buffer: assumes flash attention (llama-server's default on CUDA). The largest
-  live tensors per micro-batch are the f32 logits (n_ubatch x n_vocab), a few f32
-  activations (4 x n_ubatch x n_embd) and the f16 attention mask (n_ubatch x ctx).
-  For an 8B Llama 3 at 8k that is ~290 MiB; llama.cpp reports ~260 MiB.
-* CUDA overhead: the context and cuBLAS workspace, ~0.35 GiB.
+* **slots**: ``-np N`` gives N separate KV streams: the context is rounded up to 256,
+  split into N, and each slot's share rounded up to 256 again (llama-context.cpp), so
+  ``-c 7424 -np 4`` allocates 4 x 2048 cells.
+* **weights**: ``-ngl N`` counts layer *slots*: the output head goes first, then the last
+  N-1 blocks; ``all`` is every block plus the head. Token embeddings stay in host memory,
+  but with tied embeddings they are loaded again as the output head.
+* **KV cache**: for each block on the GPU, cells x KV heads x (K dim + V dim) x bytes per
+  element of KV_CACHE_TYPE; a sliding-window block keeps pad256(min(slot, window +
+  n_ubatch)) cells per slot (llama-kv-cache-iswa.cpp).
+* **compute buffer**, reserved for a 512-token micro-batch (llama-context.cpp,
+  ``sched_reserve``): the f32 logits of 512 outputs (n_vocab x 512 x 4), two
+  residual-width activations, the attention mask (f16, slot cells x 512 per mask: an
+  input of the GPU split, alive through the logits: the measured totals grow by exactly
+  it), and a feed-forward-wide working set (3 x 512 x n_ff x 4: the measured 8B and 3B
+  differ by exactly that beyond the rest). With a quantized KV cache, flash attention
+  converts a layer's K and V to f16 inside its own output buffer (ggml-cuda/fattn.cu,
+  ``ggml_cuda_flash_attn_ext_get_alloc_size``): 2 bytes per element of one layer's whole
+  cache. Without flash attention the f32 scores and their softmax are held instead. When
+  blocks stay on the CPU, prompt batches run their weights on the GPU (op offload), so
+  the largest such block is counted too. The parts are added, not overlapped: a sum is
+  the safe side of whatever the allocator packs.
+* **CUDA overhead**: context, cuBLAS and memory pools. A llama-server process measured on an
+  H100 (driver 580, CUDA 13) held 345-362 MiB above the buffers listed here; 384 MiB is
+  counted.
 
-The sum is compared with the free VRAM as given; llama.cpp's own ``--fit`` keeps a 1 GiB
-margin, so callers wanting the same pass ``free_vram - margin``.
+The total plus the VRAM safety margin (VRAM_MARGIN_MIB) is compared with NVML's free
+memory, which already excludes what other processes (the desktop) hold. llama.cpp's own
+``--fit`` keeps 1 GiB free and does not count the CUDA context.
 """
 
 from __future__ import annotations
@@ -29,16 +41,22 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from stack.errors import LlmTuiError
+from stack.models.fit_memory import CTX_STEP, MAX_CTX, Buffers, slot_cells
 from stack.models.header import GgufHeader
 
 if TYPE_CHECKING:
     from stack.settings import Settings
 
+__all__ = [
+    "CTX_STEP", "CUDA_OVERHEAD", "GIB", "KV_BYTES_PER_ELEMENT", "MAX_CTX", "MIB", "N_UBATCH",
+    "FitError", "FitEstimate", "ModelShape", "Verdict", "estimate", "estimate_for_settings",
+    "margin_of", "scaled_to_size", "slot_cells", "slot_context",
+]  # fmt: skip
+
+MIB = 1 << 20
 GIB = 1 << 30
-CUDA_OVERHEAD = int(0.35 * GIB)
-N_UBATCH = 512
-CTX_STEP = 256
-MAX_CTX = 1 << 20  # upper bound for max_ctx_that_fits when the model states none
+CUDA_OVERHEAD = 384 * MIB
+N_UBATCH = 512  # llama-server's default -ub; the compute buffer is reserved for it
 
 # Bytes per KV cache element: ggml block bytes / block elements.
 KV_BYTES_PER_ELEMENT: dict[str, float] = {
@@ -52,6 +70,7 @@ KV_BYTES_PER_ELEMENT: dict[str, float] = {
     "q5_1": 24 / 32,
     "iq4_nl": 18 / 32,
 }
+UNQUANTIZED_KV = ("f32", "f16", "bf16")
 
 
 class FitError(LlmTuiError):
@@ -79,6 +98,8 @@ class ModelShape:
     sliding_window: int = 0
     swa_layers: tuple[bool, ...] = ()  # per block, True = windowed
     context_length: int = 0  # training context; 0 = unknown
+    n_ff: int = 0  # widest feed-forward activation per token
+    n_head: int = 0  # query heads (scores without flash attention); 0 = unknown
 
     @property
     def n_layers(self) -> int:
@@ -98,6 +119,8 @@ class ModelShape:
             sliding_window=header.sliding_window,
             swa_layers=header.swa_layers,
             context_length=header.context_length,
+            n_ff=header.n_ff,
+            n_head=header.n_head,
         )
 
     @classmethod
@@ -112,6 +135,7 @@ class ModelShape:
         head_dim: int,
         output_bytes: int = 0,
         context_length: int = 0,
+        n_ff: int = 0,
     ) -> ModelShape:
         """Equal blocks sharing ``weights_bytes`` minus the head; no header needed."""
         per_layer = (weights_bytes - output_bytes) // n_layers
@@ -124,6 +148,7 @@ class ModelShape:
             head_dim_k=head_dim,
             head_dim_v=head_dim,
             context_length=context_length,
+            n_ff=n_ff,
         )
 
 
@@ -141,7 +166,9 @@ class FitEstimate:
     compute_bytes: int
     overhead_bytes: int
     free_vram: int | None
-    max_ctx_that_fits: int | None  # fully offloaded, multiple of 256; None: none or unknown
+    max_ctx_that_fits: int | None  # fully offloaded, these slots; None: none or unknown
+    margin_bytes: int = 0  # kept free on top of the estimate (VRAM_MARGIN_MIB)
+    slot_ctx: int = 0  # tokens one request can hold: llama.cpp's slot, capped at training
 
     @property
     def total_bytes(self) -> int:
@@ -150,8 +177,14 @@ class FitEstimate:
     @property
     def summary(self) -> str:
         if self.verdict is Verdict.PARTIAL:
-            return f"fits with {self.gpu_layers} of {self.total_layers} layers offloaded"
+            return f"fits with {self.gpu_layers} of {self.total_layers} layers on the GPU"
         return str(self.verdict)
+
+
+def slot_context(ctx: int, parallel: int, context_length: int = 0) -> int:
+    """Tokens one request can use: its slot, capped at the training context by llama-server."""
+    cells = slot_cells(ctx, max(1, parallel))
+    return min(cells, context_length) if context_length > 0 else cells
 
 
 def estimate(
@@ -162,41 +195,58 @@ def estimate(
     parallel: int = 1,
     gpu_layers: str | int = "auto",
     free_vram: int | None = None,
+    margin: int = 0,
+    flash_attn: str = "auto",
     n_ubatch: int = N_UBATCH,
 ) -> FitEstimate:
     """Estimate VRAM for serving ``model`` with these settings on one GPU.
 
     ``gpu_layers``: "all", "auto" (full offload, else the most layers that fit, like
-    llama-server's auto mode) or a number (-ngl). When the request does not fit, the
-    verdict is PARTIAL with the most layers that do, or NO_FIT when not even one does.
-    ``ctx`` 0 means the model's training context.
+    llama-server's auto mode) or a number (-ngl). When the request does not fit in
+    ``free_vram - margin``, the verdict is PARTIAL with the most layers that do, or NO_FIT
+    when not even one does. ``ctx`` 0 means the model's training context.
     """
     shape = model if isinstance(model, ModelShape) else ModelShape.from_header(model)
     per_element = _kv_bytes_per_element(kv_cache_type)
     if parallel < 1:
         raise FitError(f"PARALLEL must be at least 1, not {parallel}")
+    if margin < 0:
+        raise FitError(f"the VRAM margin must not be negative, not {margin}")
+    flash = flash_attn.strip().lower() != "off"
+    if not flash and kv_cache_type.lower() not in UNQUANTIZED_KV:
+        raise FitError(
+            f"a {kv_cache_type} KV cache needs flash attention (llama-server refuses it)",
+            fix="set FLASH_ATTN to auto, or KV_CACHE_TYPE to f16",
+        )
     if ctx <= 0:
         ctx = shape.context_length
         if ctx <= 0:
             raise FitError("the model states no context length", fix="set CTX_SIZE")
     total_layers = shape.n_layers + 1
     requested = _requested_layers(gpu_layers, total_layers)
-    calc = _Calculator(shape, per_element, parallel, n_ubatch)
+    quantized = kv_cache_type.lower() not in UNQUANTIZED_KV
+    buffers = Buffers(shape, per_element, parallel, n_ubatch, quantized_kv=quantized, flash=flash)
+    budget = None if free_vram is None else free_vram - margin
 
     def result(verdict: Verdict, layers: int) -> FitEstimate:
-        weights, kv, compute = calc.parts(layers, ctx)
-        best_ctx = calc.max_ctx(free_vram) if free_vram is not None else None
+        weights, kv, compute = buffers.parts(layers, ctx)
+        best_ctx = buffers.max_ctx(budget - CUDA_OVERHEAD) if budget is not None else None
         return FitEstimate(
             verdict, layers, total_layers, requested, ctx, weights, kv, compute,
-            CUDA_OVERHEAD, free_vram, best_ctx,
+            CUDA_OVERHEAD, free_vram, best_ctx, margin,
+            slot_context(ctx, parallel, shape.context_length),
         )  # fmt: skip
 
-    if free_vram is None:
+    if budget is None:
         return result(Verdict.UNKNOWN, requested)
-    if calc.total(requested, ctx) <= free_vram:
+
+    def fits(layers: int) -> bool:
+        return sum(buffers.parts(layers, ctx)) + CUDA_OVERHEAD <= budget
+
+    if fits(requested):
         return result(Verdict.FITS if requested == total_layers else Verdict.PARTIAL, requested)
     for layers in range(requested - 1, 0, -1):
-        if calc.total(layers, ctx) <= free_vram:
+        if fits(layers):
             return result(Verdict.PARTIAL, layers)
     return result(Verdict.NO_FIT, requested)
 
@@ -226,76 +276,9 @@ def _requested_layers(gpu_layers: str | int, total_layers: int) -> int:
     return max(0, min(count, total_layers))
 
 
-class _Calculator:
-    """The estimate's arithmetic, in time independent of the layer count once built.
-
-    Offloading N slots puts the *last* N-1 blocks on the GPU, so every sum over the
-    offloaded blocks is a suffix sum: built once per shape (one pass over the layers), each
-    breakdown then costs the same for 4 layers or 4000, and the layer search stays linear.
-    KV bytes are summed exactly in integers (bytes per element is a ratio of block sizes)
-    and rounded once, as the float sum rounded when it was exact.
-    """
-
-    def __init__(self, shape: ModelShape, per_element: float, parallel: int, n_ubatch: int):
-        self.shape = shape
-        self.kv_numerator, self.kv_denominator = per_element.as_integer_ratio()
-        self.parallel = parallel
-        self.n_ubatch = n_ubatch
-        n = shape.n_layers
-        # [i]: the sum over blocks i..n-1; [n] = 0 (no block offloaded).
-        self.weights_from = [0] * (n + 1)
-        self.full_width_from = [0] * (n + 1)  # KV width of full-attention blocks
-        self.window_width_from = [0] * (n + 1)  # KV width of sliding-window blocks
-        head_width = shape.head_dim_k + shape.head_dim_v
-        swa, heads = shape.swa_layers, shape.kv_heads
-        for block, size in zip(range(n - 1, -1, -1), reversed(shape.layer_bytes), strict=True):
-            width = (heads[block] if block < len(heads) else 0) * head_width
-            windowed = block < len(swa) and swa[block]
-            self.weights_from[block] = self.weights_from[block + 1] + size
-            self.full_width_from[block] = self.full_width_from[block + 1] + (
-                0 if windowed else width
-            )
-            self.window_width_from[block] = self.window_width_from[block + 1] + (
-                width if windowed else 0
-            )
-
-    def parts(self, gpu_layers: int, ctx: int) -> tuple[int, int, int]:
-        """(weights, KV cache, compute buffer) bytes with ``gpu_layers`` slots offloaded."""
-        shape = self.shape
-        cells = -(-ctx // CTX_STEP) * CTX_STEP
-        swa_cells = min(cells, shape.sliding_window * self.parallel + self.n_ubatch)
-        first = max(0, shape.n_layers - max(0, gpu_layers - 1))
-        weights = (shape.output_bytes if gpu_layers >= 1 else 0) + self.weights_from[first]
-        cell_widths = (
-            cells * self.full_width_from[first] + swa_cells * self.window_width_from[first]
-        )
-        kv = _round_ratio(cell_widths * self.kv_numerator, self.kv_denominator)
-        compute = self.n_ubatch * (4 * (shape.n_vocab + 4 * shape.n_embd) + 2 * cells)
-        return weights, kv, compute
-
-    def total(self, gpu_layers: int, ctx: int) -> int:
-        return sum(self.parts(gpu_layers, ctx)) + CUDA_OVERHEAD
-
-    def max_ctx(self, free_vram: int) -> int | None:
-        """Largest multiple of 256 that fits fully offloaded, up to the training context."""
-        full = self.shape.n_layers + 1
-        limit = self.shape.context_length or MAX_CTX
-        low, high = 0, limit // CTX_STEP  # in steps; total() grows with ctx
-        while low < high:
-            middle = (low + high + 1) // 2
-            if self.total(full, middle * CTX_STEP) <= free_vram:
-                low = middle
-            else:
-                high = middle - 1
-        return low * CTX_STEP if low else None
-
-
-def _round_ratio(numerator: int, denominator: int) -> int:
-    """``round(numerator / denominator)`` done exactly: halves go to the even neighbour."""
-    quotient, remainder = divmod(numerator, denominator)
-    if 2 * remainder > denominator or (2 * remainder == denominator and quotient % 2):
-        quotient += 1
-    return quotient
+def margin_of(settings: Settings) -> int:
+    """VRAM_MARGIN_MIB in bytes."""
+    return settings.vram_margin_mib * MIB
 
 
 def estimate_for_settings(
@@ -305,7 +288,8 @@ def estimate_for_settings(
     free_vram: int | None,
     ctx: int | None = None,
 ) -> FitEstimate | None:
-    """The estimate for the stack's own CTX_SIZE, KV_CACHE_TYPE, PARALLEL and GPU_LAYERS.
+    """The estimate for the stack's own CTX_SIZE, KV_CACHE_TYPE, PARALLEL, GPU_LAYERS,
+    FLASH_ATTN and VRAM_MARGIN_MIB.
 
     None when the header lacks what the arithmetic needs (no layers, no heads).
     """
@@ -317,6 +301,8 @@ def estimate_for_settings(
             parallel=settings.parallel,
             gpu_layers=settings.gpu_layers,
             free_vram=free_vram,
+            margin=margin_of(settings),
+            flash_attn=settings.flash_attn,
         )
     except (FitError, ValueError, ZeroDivisionError, OverflowError):
         return None

@@ -66,7 +66,8 @@ _KEPT_ARCH_KEYS = tuple(
         "block_count", "embedding_length", "context_length", "vocab_size",
         "attention.head_count", "attention.head_count_kv", "attention.key_length",
         "attention.value_length", "attention.sliding_window",
-        "attention.sliding_window_pattern",
+        "attention.sliding_window_pattern", "feed_forward_length",
+        "expert_feed_forward_length", "expert_used_count",
     )
 )  # fmt: skip
 _MAX_KEPT_KEY = 256
@@ -316,6 +317,12 @@ def _build(
     head_dim = n_embd // n_head if n_head else 0
     window = number("attention.sliding_window", MAX_CONTEXT) or FIXED_WINDOWS.get(arch, 0)
     file_type = _int(meta.get("general.file_type"), -1)
+    # The widest feed-forward activation per token: a dense block's, or the experts' in use.
+    experts = number("expert_used_count", MAX_HEADS)
+    n_ff = max(
+        number("feed_forward_length", MAX_EMBEDDING),
+        experts * number("expert_feed_forward_length", MAX_EMBEDDING),
+    )
     tokens = meta.get("tokenizer.ggml.tokens")
     n_vocab = tokens.length if isinstance(tokens, Array) else 0
     return GgufHeader(
@@ -348,6 +355,7 @@ def _build(
         input_bytes=tensors.input_bytes,
         output_bytes=tensors.output_bytes,
         has_output_tensor=tensors.has_output,
+        n_ff=n_ff,
     )
 
 

@@ -109,6 +109,7 @@ class GgufHeader:
     input_bytes: int  # token embeddings: llama.cpp keeps them in host memory
     output_bytes: int  # output head and norms: on the GPU whenever any layer is
     has_output_tensor: bool  # False: the head reuses token_embd (tied embeddings)
+    n_ff: int = 0  # widest feed-forward activation per token (experts in use x their width)
 
     @property
     def kv_heads(self) -> int:

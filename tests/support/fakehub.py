@@ -246,7 +246,7 @@ class _Server(ThreadingHTTPServer):
     hub: FakeHub
 
     def __init__(self, hub: FakeHub) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__((hub.host, 0), _Handler)
         self.hub = hub
         self.open_sockets: set[socket.socket] = set()
         self.stopping = threading.Event()
@@ -278,8 +278,16 @@ class _Server(ThreadingHTTPServer):
 class FakeHub:
     """A real HTTP server on 127.0.0.1 that behaves like a small Hugging Face Hub."""
 
-    def __init__(self, *, page_size: int = DEFAULT_PAGE_SIZE, lfs_redirect: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        lfs_redirect: bool = False,
+        host: str = "127.0.0.1",
+    ) -> None:
         self.page_size = page_size
+        # Where it listens: another address lets a remote engine's host reach it too.
+        self.host = host
         # When set, resolve of an LFS file answers 302 to /_cdn/... like the Hub's CDN hop.
         self.lfs_redirect = lfs_redirect
         self.allowed_tokens: set[str] = set()

@@ -203,7 +203,12 @@ class _Shape:
 
 
 def _tensors(
-    shape: _Shape, vocab: _Vocab, rng: np.random.Generator, *, tie_output: bool
+    shape: _Shape,
+    vocab: _Vocab,
+    rng: np.random.Generator,
+    *,
+    tie_output: bool,
+    eos_bias: float | None = None,
 ) -> dict[str, np.ndarray]:
     """Weights in numpy row-major order (the reverse of ggml's ne order), all float32."""
     d, ff = shape.n_embd, shape.n_ff
@@ -243,7 +248,10 @@ def _tensors(
     if not tie_output:
         output = (2.0 * rng.standard_normal((vocab.size, d))).astype(np.float32)
         # Strong enough that a disfavoured token never wins, even at temperature 1.
-        output[:, 0] = 12.0 * _token_bias(vocab)
+        bias = _token_bias(vocab)
+        if eos_bias is not None:
+            bias[vocab.eos_id] = eos_bias
+        output[:, 0] = 12.0 * bias
         out["output.weight"] = output
     return out
 
@@ -278,6 +286,7 @@ def _write(
     chat_template: str | None,
     metadata: Mapping[str, Any] | None,
     shards: int = 1,
+    eos_bias: float | None = None,
 ) -> list[Path]:
     if file_type not in _WEIGHT_TYPES:
         supported = ", ".join(str(int(t)) for t in _WEIGHT_TYPES)
@@ -315,7 +324,9 @@ def _write(
     if metadata:
         _add_metadata(writer, metadata)
 
-    for tensor_name, array in _tensors(shape, vocab, rng, tie_output=tie_output).items():
+    for tensor_name, array in _tensors(
+        shape, vocab, rng, tie_output=tie_output, eos_bias=eos_bias
+    ).items():
         data, raw_dtype = _encode_tensor(array, file_type)
         writer.add_tensor(tensor_name, data, raw_dtype=raw_dtype)
 
@@ -351,11 +362,15 @@ def write_tiny_model(
     file_type: int = gguf.LlamaFileType.MOSTLY_F16,
     chat_template: str | None = CHATML_TEMPLATE,
     metadata: Mapping[str, Any] | None = None,
+    eos_bias: float | None = None,
 ) -> Path:
     """Write a loadable llama-architecture model (~0.3 MB at the defaults) and return ``path``.
 
     ``file_type`` is GGML's general.file_type: 0 (F32), 1 (F16) or 7 (Q8_0). ``metadata``
     adds or overrides keys (str, int -> INT32, float -> FLOAT32, bool, or lists of those).
+    ``eos_bias`` lets the model end its answers: 2.0 (words have 1.0) stops most within
+    ~30 tokens when sampled at temperature 1, for clients that treat a cut answer as an
+    error; the default never samples end-of-generation.
     """
     shape = _Shape(n_layers, n_embd, n_head, n_head_kv, n_ff, context_length)
     _write(
@@ -368,6 +383,7 @@ def write_tiny_model(
         tie_output=False,
         chat_template=chat_template,
         metadata=metadata,
+        eos_bias=eos_bias,
     )
     return path
 

@@ -158,3 +158,25 @@ def test_ports_check_names_a_taken_port(home: Path) -> None:
         ours = doctor.check_ports(settings, stack_ports=lambda: {port})
     assert check.status is Status.WARN and f"API_GATEWAY_PORT {port}" in check.detail
     assert ours.status is Status.OK and "in use by this stack" in ours.detail
+
+
+def test_a_port_its_last_server_closed_is_free_though_a_connection_lingers() -> None:
+    # A server that closes a connection first leaves it in TIME_WAIT on the server's port
+    # (a swap removes llama-server while the GPU panel has just read its /metrics): the
+    # engine can publish that port again at once, so it is not "in use by another program".
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    served, _ = listener.accept()
+    assert not doctor.port_is_free("127.0.0.1", port)  # listening: taken
+    served.close()  # the server closes first: TIME_WAIT stays on its side
+    client.recv(1)
+    client.close()
+    listener.close()
+    # What a bind without SO_REUSEADDR meets:
+    with socket.socket() as plain, pytest.raises(OSError):
+        plain.bind(("127.0.0.1", port))
+    assert doctor.port_is_free("127.0.0.1", port)

@@ -388,8 +388,14 @@ class HubScreen(ModeScreen):
             )
             return
         folder = entry.name if entry.is_split else ""
+        place = ""
+        if self.settings.engine_remote:  # the file goes to the engine's host, not here
+            from stack.engine.endpoint import resolve_endpoint
+            from stack.engine.helper import models_place
+
+            place = models_place(self.settings, resolve_endpoint())
         question = download_question(
-            listing, entry, self.settings.models_dir, folder, self.fits.get(entry_key(entry))
+            listing, entry, self.settings.models_dir, folder, self.fits.get(entry_key(entry)), place
         )
         request = DownloadRequest.for_entry(listing, entry, folder)
 

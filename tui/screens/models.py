@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual import work
@@ -21,9 +21,10 @@ from textual.widgets import DataTable, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from stack.cancel import CancelToken
-from stack.gpu import FreeVram, read_free_vram
+from stack.gpu import FreeVram
 from stack.models.fit import FitEstimate, Verdict, estimate_for_settings
 from stack.models.library import LocalModel
+from stack.models.tune_stack import free_for_a_model
 from stack.settings import Settings
 from stack.units import format_size
 from tui.commands import bindings
@@ -32,6 +33,9 @@ from tui.mailbox import Mailbox
 from tui.paths import display_path
 from tui.screens.base import ModeScreen
 from tui.services import StackEngine
+
+if TYPE_CHECKING:
+    from tui.screens.tune import Tuned
 
 ROLE_KEYS = {"chat": "CHAT_MODEL", "code": "CODE_MODEL"}
 FIT_MARKS = {
@@ -116,9 +120,20 @@ def detail_text(row: ModelRow, memory: FreeVram) -> Content:
     return Content.assemble(*parts)
 
 
+def models_where(settings: Settings) -> str:
+    """MODELS_DIR, or a remote engine's models ("the volume llm-tui-models on gpu-box")."""
+    if not settings.engine_remote:
+        return display_path(settings.models_dir)
+    from stack.engine.endpoint import resolve_endpoint
+    from stack.engine.helper import models_place
+
+    return models_place(settings, resolve_endpoint())
+
+
 def empty_text(settings: Settings) -> str:
-    where = display_path(settings.models_dir)
-    missing = "" if settings.models_dir.is_dir() else f"{where} does not exist yet.\n\n"
+    where = models_where(settings)
+    here = settings.engine_remote or settings.models_dir.is_dir()
+    missing = "" if here else f"{where} does not exist yet.\n\n"
     return (
         f"No GGUF models in {where}.\n\n"
         f"{missing}"
@@ -169,6 +184,7 @@ class ModelsScreen(ModeScreen):
             self, self.ServeProgress, compact=lambda lines: lines[-1:]
         )
         self._serving = ""
+        self._tune_after_scan = False
 
     def compose_body(self) -> ComposeResult:
         with Vertical(id="models"):
@@ -189,12 +205,36 @@ class ModelsScreen(ModeScreen):
     def on_mount(self) -> None:
         self.set_class(True, "-scanning")
         self.query_one("#models-status").display = False
-        self.query_one("#models-where", Static).update(
-            f"Scanning {display_path(self.settings.models_dir)}…"
-        )
+        self.query_one("#models-where", Static).update(f"Scanning {models_where(self.settings)}…")
 
     def on_screen_resume(self) -> None:
         self.action_rescan()
+
+    def action_tune_model(self) -> None:
+        """Open Tune for the selected model (the dialog measures, proposes and applies)."""
+        from tui.screens.tune import TuneScreen  # loaded on first use, not at startup
+
+        row = self.selected
+        if row is None and self.has_class("-scanning"):
+            self._tune_after_scan = True  # from the palette, before the first scan ended
+            return
+        if row is None or row.model.header is None or row.model.broken:
+            self.notify("Select a model that can be served first.", markup=False)
+            return
+        dialog = TuneScreen(row.model.relative_path, row.model.header)
+        self.app.push_screen(dialog, self.tuned)
+
+    def tuned(self, result: Tuned | None) -> None:
+        if result is None:
+            return
+        self.llm_app.update_settings(result.settings)
+        if result.cancelled:
+            message = ".env has the tuned values; the stack was not updated: u on the Dashboard"
+        elif result.applied:
+            message = "Tuned and applied: inference was recreated, the gateway kept running."
+        else:
+            message = "Tuned: .env has the new values; they apply when the stack starts."
+        self.notify(message, title="Tune", markup=False)
 
     def action_open_hub(self) -> None:
         from tui.screens.hub import open_hub  # loaded on first use, not at startup
@@ -208,7 +248,7 @@ class ModelsScreen(ModeScreen):
     def scan(self, settings: Settings) -> None:
         services = self.llm_app.services
         models = services.scan_models(settings)
-        memory = read_free_vram(services.read_gpus)
+        memory = free_for_a_model(self.llm_app.engine, services.read_gpus)
         rows = [ModelRow(model, fit_of(model, settings, memory.free)) for model in models]
         if not get_current_worker().is_cancelled:  # a newer scan replaced this one
             self.post_message(self.Scanned(settings.models_dir, rows, memory))
@@ -220,10 +260,13 @@ class ModelsScreen(ModeScreen):
         self.memory = message.memory
         self.set_class(False, "-scanning")
         self.show_models()
+        if self._tune_after_scan:
+            self._tune_after_scan = False
+            self.action_tune_model()
 
     def show_models(self) -> None:
         settings = self.settings
-        where = display_path(settings.models_dir)
+        where = models_where(settings)
         table = self.query_one(ModelTable)
         cursor = table.cursor_row
         table.clear()

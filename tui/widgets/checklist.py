@@ -12,13 +12,14 @@ from textual.widgets import Static
 from stack.doctor import Check, Status
 
 # The order `stack.doctor.run_checks` returns them in, shown while they run.
-CHECK_NAMES = ("settings", "docker", "gpu", "models", "ports", "disk")
+CHECK_NAMES = ("settings", "docker", "images", "gpu", "models", "context", "ports", "disk")
 CHECK_LABELS = {
     "settings": "Settings",
     "docker": "Docker",
     "images": "Images",
     "gpu": "GPU",
     "models": "Models",
+    "context": "Context",
     "ports": "Ports",
     "disk": "Disk",
 }
@@ -68,8 +69,10 @@ class Checklist(Vertical):
 
     def compose(self) -> ComposeResult:
         if self.checks is None:
-            for name in CHECK_NAMES:
-                yield CheckRow(name, None)
+            # One line while they run: a row per pending check costs start-up time (each
+            # row is five widgets) for a picture that lasts a fraction of a second.
+            names = ", ".join(CHECK_LABELS[name] for name in CHECK_NAMES)
+            yield Static(f"· checking…  {names}", classes="check-row -pending", markup=False)
             return
         if self.compact:
             passed = [check for check in self.checks if check.status is Status.OK]

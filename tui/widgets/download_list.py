@@ -38,7 +38,6 @@ from stack.hub.downloads import (
     DownloadRequest,
     JobState,
 )
-from stack.hub.parts import file_size, part_path
 from stack.settings import Settings
 from stack.units import format_size
 from tui.formatting import format_duration
@@ -76,11 +75,15 @@ def target_name(request: DownloadRequest) -> str:
 
 
 def make_downloader(settings: Settings) -> Downloader:
-    return Downloader.from_settings(settings)
+    """MODELS_DIR here, or the models on a remote engine's host (run there)."""
+    from stack.hub.remote_downloads import downloader_for
+
+    return downloader_for(settings)
 
 
 def _downloader_key(settings: Settings) -> tuple[Path, str, str]:
-    return (settings.models_dir, settings.hf_endpoint, settings.hub_token)
+    place = f"remote:{settings.remote_models_dir}" if settings.engine_remote else ""
+    return (settings.models_dir / place, settings.hf_endpoint, settings.hub_token)
 
 
 @dataclass(frozen=True)
@@ -92,19 +95,13 @@ class Interrupted:
 
 
 def find_interrupted(downloader: Downloader) -> list[Interrupted]:
-    """Interrupted downloads in MODELS_DIR and how far each got (reads the disk)."""
-    found = []
-    for request in downloader.unfinished():
-        try:
-            targets = downloader.targets_for(request)
-        except DownloadError:
-            continue  # unsafe names in a sidecar: nothing we would write to
-        present = sum(
-            remote.size if target.exists() else min(file_size(part_path(target)), remote.size)
-            for remote, target in zip(request.files, targets, strict=True)
-        )
-        found.append(Interrupted(request, present))
-    return found
+    """Interrupted downloads and how far each got (reads the disk, here or on the host)."""
+    return [Interrupted(request, present) for request, present in downloader.interrupted()]
+
+
+def place_of(downloader: Downloader) -> str:
+    """Where its downloads land, for the messages: MODELS_DIR, or the remote host's models."""
+    return str(getattr(downloader, "where", "MODELS_DIR"))
 
 
 class DownloadRow(ListItem):
@@ -250,6 +247,7 @@ class DownloadPanel(Vertical):
         )
         self._keys = itertools.count(1)
         self._scanned: set[Path] = set()
+        self.place = "MODELS_DIR"  # where downloads land (a remote engine's host: its models)
 
     def compose(self) -> ComposeResult:
         yield Static(
@@ -283,6 +281,7 @@ class DownloadPanel(Vertical):
         key = _downloader_key(settings)
         if key not in self._downloaders:
             self._downloaders[key] = self._make_downloader(settings)
+        self.place = place_of(self._downloaders[key])
         return self._downloaders[key]
 
     # --- starting -------------------------------------------------------------------------
@@ -331,7 +330,8 @@ class DownloadPanel(Vertical):
     @work(thread=True, exit_on_error=False, group="hub-download")
     def _enqueue(self, downloader: Downloader, key: int, request: DownloadRequest) -> None:
         try:
-            downloader.models_dir.mkdir(parents=True, exist_ok=True)
+            if not hasattr(downloader, "where"):  # a remote host's folder is made over there
+                downloader.models_dir.mkdir(parents=True, exist_ok=True)
             job = downloader.enqueue(request, partial(self._put, key))
         except LlmTuiError as error:
             self.post_message(self.StartFailed(key, error))
@@ -400,14 +400,14 @@ class DownloadPanel(Vertical):
         if progress.state is JobState.DONE:
             serve = "" if row.mmproj else " Press s to serve it as local-chat."
             self.app.notify(
-                f"{progress.name} ({format_size(progress.total)}) is in MODELS_DIR.{serve}",
+                f"{progress.name} ({format_size(progress.total)}) is in {self.place}.{serve}",
                 title="Download finished",
                 markup=False,
             )
         elif progress.state is JobState.CANCELLED:
             self.app.notify(
                 f"{progress.name}: the {format_size(progress.bytes_done)} downloaded so far stay "
-                "in MODELS_DIR as a .part file; p resumes from there.",
+                f"in {self.place} as a .part file; p resumes from there.",
                 title="Download cancelled",
                 markup=False,
             )

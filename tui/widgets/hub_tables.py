@@ -90,10 +90,20 @@ def gated_text(repo_url: str, has_token: bool, withheld: str | None = None) -> s
 
 
 def download_question(
-    listing: RepoFiles, entry: GgufEntry, models_dir: Path, folder: str, fit: FitEstimate | None
+    listing: RepoFiles,
+    entry: GgufEntry,
+    models_dir: Path,
+    folder: str,
+    fit: FitEstimate | None,
+    place: str = "",
 ) -> str:
-    """What the download dialog asks: the file, its size, where it goes, and its fit."""
+    """What the download dialog asks: the file, its size, where it goes, and its fit.
+
+    ``place``: the models on a remote engine's host ("the volume … on gpu-box"), if there.
+    """
     where = display_path(models_dir / folder if folder else models_dir)
+    if place:
+        where = f"{folder} in {place}" if folder else place
     parts = f" in {entry.shards} parts" if entry.is_split else ""
     question = (
         f"Download {entry.name} ({entry.quant}, {format_size(entry.size)}{parts}) from "
