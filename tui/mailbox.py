@@ -84,12 +84,19 @@ class Mailbox(Generic[T]):
     def take(self) -> list[T]:
         return self.drain()[0]
 
-    def drain(self) -> tuple[list[T], int]:
-        """What waits, and how many older items were dropped to make room for it."""
+    def drain(self, at_most: int | None = None) -> tuple[list[T], int]:
+        """What waits (the oldest ``at_most`` of it), and how many older items were dropped
+        to make room for it. When some is left, the node is woken again: the rest comes in
+        a later message, after what else is queued (keys, timers, a repaint) has run."""
         with self._lock:
-            items, self._items = self._items, []
+            if at_most is None or len(self._items) <= at_most:
+                items, self._items = self._items, []
+            else:
+                items, self._items = self._items[:at_most], self._items[at_most:]
             dropped, self._dropped = self._dropped, 0
-            self._woken = False
+            more = self._woken = bool(self._items)
+        if more:
+            self._node.post_message(self._wake())
         return items, dropped
 
 

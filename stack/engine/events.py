@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from stack.engine.plan import LABEL_ROLE
+from stack.engine.plan import LABEL_ROLE, LABEL_STACK
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,8 @@ class StackEvent:
 
 
 INTERESTING_ACTIONS = {"create", "start", "die", "oom", "kill", "stop", "destroy", "restart"}
+# The engine matches "health_status" against "health_status: healthy" and the like.
+EVENT_FILTER = frozenset({*INTERESTING_ACTIONS, "health_status"})
 
 
 def parse_event(raw: dict[str, Any]) -> StackEvent | None:
@@ -67,3 +70,18 @@ class EventStream:
 
         self._closed = True
         close_stream(self._stream)
+
+
+def open_events(client: Any, stack_name: str, since: datetime | None = None) -> EventStream:
+    """The event stream of one stack's containers, filtered by the engine: each health
+    probe is an exec whose events (every 2 s per container) would otherwise wake us."""
+    stream = client.events(
+        decode=True,
+        since=since,
+        filters={
+            "type": "container",
+            "label": f"{LABEL_STACK}={stack_name}",
+            "event": sorted(EVENT_FILTER),
+        },
+    )
+    return EventStream(stream)

@@ -20,6 +20,9 @@ def tmux(tmp_path: Path) -> Iterator[Tmux]:
 
 
 def test_real_llm_tui_starts_switches_modes_and_quits(tmux: Tmux, tmp_path: Path) -> None:
+    # A first run (no model anywhere) opens the guided setup; Esc leaves it.
+    tmux.wait_for("Step 1 of 7")
+    tmux.send("Escape")
     dashboard = tmux.wait_for("Getting started")
     assert "Gateway" in dashboard and "http://localhost:8000/v1" in dashboard
     assert "none — press 2 to pick one" in dashboard
@@ -31,9 +34,11 @@ def test_real_llm_tui_starts_switches_modes_and_quits(tmux: Tmux, tmp_path: Path
     assert "Copy a .gguf file into MODELS_DIR" in models
 
     tmux.send("6")
-    connect = tmux.wait_for("Gateway URL")
+    connect = tmux.wait_for("OpenAI API")
     assert "http://localhost:8000/v1" in connect
-    assert "curl http://localhost:8000/v1/chat/completions" in connect
+    # The first tab is Claude Code's, and the default window is too small for it.
+    connect = tmux.wait_for("export ANTHROPIC_BASE_URL=http://localhost:8000")
+    assert "Claude Code needs 32,768" in connect
 
     tmux.send("5")
     settings = tmux.wait_for("LITELLM_MASTER_KEY")

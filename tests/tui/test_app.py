@@ -234,8 +234,11 @@ async def edit_setting(app: LlmTuiApp, pilot: Pilot[int], key: str, value: str) 
     field.value = value
     field.focus()
     await settle(app)
-    await pilot.press("enter")
+    await pilot.press("enter")  # a valid value: the change is shown first
     await settle(app)
+    if isinstance(app.screen, EditSettingScreen) and app.screen.reviewing:
+        await pilot.press("enter")  # and written
+        await settle(app)
 
 
 async def test_settings_edit_rejects_invalid_and_writes_valid(home: Path, app: LlmTuiApp) -> None:
@@ -303,8 +306,8 @@ async def test_connect_shows_url_masked_key_and_snippets(app: LlmTuiApp) -> None
         summary = text(app.screen.query_one("#connect-summary", Static))
         assert "http://localhost:8000/v1" in summary
         assert key not in screen_text(app)
-        claude = text(app.screen.query_one("#snippet-claude_code", Static))
-        assert "ANTHROPIC_BASE_URL=http://localhost:8000 \\" in claude
+        claude = text(app.screen.query_one("#snippet-claude-code", Static))
+        assert "export ANTHROPIC_BASE_URL=http://localhost:8000\n" in claude
         await pilot.press("s")
         await settle(app)
         assert key in text(app.screen.query_one("#snippet-curl", Static))

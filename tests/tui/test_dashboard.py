@@ -28,7 +28,7 @@ from tui.__main__ import LlmTuiApp, make_app
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.dialogs import ConfirmScreen, PickServiceScreen
 from tui.widgets.checklist import Checklist, PassedRow
-from tui.widgets.gpu_strip import GpuStrip
+from tui.widgets.gpu_panel import GpuPanel
 from tui.widgets.operation_panel import OperationPanel
 from tui.widgets.service_card import ServiceCard
 
@@ -290,7 +290,8 @@ async def test_the_event_stream_closes_when_the_dashboard_hides(
         # Nothing is left to poll while hidden: no timer of the panel or the GPU line runs.
         assert not stack_panel.active
         assert live_timers(stack_panel) == []
-        assert live_timers(dashboard.query_one(GpuStrip)) == []
+        assert not app.gpu_feed.running  # the GPU sampler stopped too
+        assert [t for t in live_timers(app) if t.name == "gpu-tick"] == []
         polls = engine.status_calls
 
         await pilot.press("1")  # no settle: the new stream's worker runs until closed
@@ -299,18 +300,21 @@ async def test_the_event_stream_closes_when_the_dashboard_hides(
         await go_to(app, pilot, "settings")  # closes it, so the test can end
 
 
-async def test_gpu_strip_shows_the_sample_or_the_reason(settings: Settings, app: LlmTuiApp) -> None:
+async def test_gpu_panel_shows_the_sample_or_the_reason(settings: Settings, app: LlmTuiApp) -> None:
     async with app.run_test(size=SIZE):
         await settle(app)
-        strip = app.screen.query_one(GpuStrip)
-        assert strip.has_class("-unavailable")
-        assert "no NVIDIA driver found" in text(strip)
+        panel = app.screen.query_one(GpuPanel)
+        assert panel.has_class("-unavailable")
+        assert "no NVIDIA driver found" in text(panel.query_one("#gpu-lines", Static))
 
     with_gpu = make_app(settings, fakes(FROZEN_CHECKS, gpus=frozen_gpu))
     async with with_gpu.run_test(size=SIZE):
         await settle(with_gpu)
-        shown = text(with_gpu.screen.query_one(GpuStrip))
-        assert "GPU 0 RTX 4050 Laptop GPU" in shown
+        panel = with_gpu.screen.query_one(GpuPanel)
+        shown = text(panel.query_one("#gpu-lines", Static))
+        assert "GPU 0 RTX 4050 Laptop GPU" in str(panel.border_title).replace("[bold]", "").replace(
+            "[/bold]", ""
+        )
         assert " 63%" in shown and "4.3/6.0 GiB" in shown
         assert "61°C" in shown and "28/80 W" in shown
 

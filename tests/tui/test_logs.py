@@ -1,6 +1,9 @@
-"""The Logs screen with a fake follower: lines in, stream closed on hide and on switch."""
+"""The Logs screen with a fake follower: lines in, streams closed on hide and on switch;
+search, filter, pause, save, follow and the all-services view."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 from textual.widgets import Input, Log, Static, Tabs
@@ -8,7 +11,7 @@ from textual.widgets import Input, Log, Static, Tabs
 from stack.engine.connection import EngineUnavailable
 from stack.engine.logs import LogLine
 from tests.tui.fakes import FakeEngine, FakeLogs, running_stack
-from tests.tui.helpers import SIZE, go_to, settle, text, until
+from tests.tui.helpers import SIZE, go_to, notes, settle, text, until
 from tui.__main__ import LlmTuiApp
 from tui.screens.logs import MAX_LINES, LogsScreen, clock
 from tui.widgets.service_card import ServiceCard
@@ -89,7 +92,7 @@ async def test_brackets_switch_service_and_close_the_old_stream(
         await go_to(app, pilot, "dashboard")
 
 
-async def test_filter_follow_and_clear(
+async def test_filter_hides_other_lines_and_follow_toggles(
     app: LlmTuiApp, running_engine: FakeEngine, logs: FakeLogs
 ) -> None:
     async with app.run_test(size=SIZE) as pilot:
@@ -97,17 +100,20 @@ async def test_filter_follow_and_clear(
         await pilot.press("3")
         await until(lambda: len(log_lines(app)) == 3, "three lines")
 
-        await pilot.press("slash")
+        await pilot.press("ampersand")
         await calm(app)
-        assert isinstance(app.focused, Input)
+        assert isinstance(app.focused, Input) and app.focused.id == "logs-filter"
         await pilot.press(*"LOADED")  # case does not matter
         await calm(app)
         assert len(log_lines(app)) == 1 and log_lines(app)[0].endswith("model loaded")
-        assert "filter “loaded”: 1 shown" in status(app)
+        assert "filter “LOADED”: 1 shown" in status(app)
         await pilot.press("enter")  # keeps the filter, back to the log
         await calm(app)
         assert isinstance(app.focused, Log)
         assert len(log_lines(app)) == 1
+        await pilot.press("ctrl+t")  # match case: nothing is "LOADED"
+        await calm(app)
+        assert log_lines(app) == [] and "filter “LOADED” (case): 0 shown" in status(app)
         await pilot.press("escape")  # clears it
         await calm(app)
         assert len(log_lines(app)) == 3
@@ -126,6 +132,162 @@ async def test_filter_follow_and_clear(
         assert log_lines(app) == []
         assert "0 lines" in status(app)
         await go_to(app, pilot, "dashboard")
+
+
+async def test_a_regex_filter_and_a_bad_regex(
+    app: LlmTuiApp, running_engine: FakeEngine, logs: FakeLogs
+) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app)
+        await pilot.press("3")
+        await until(lambda: len(log_lines(app)) == 3, "three lines")
+        await pilot.press("ampersand", "ctrl+r", *"load(ed|_model)")
+        await calm(app)
+        assert len(log_lines(app)) == 2
+        assert "filter “load(ed|_model)” (regex): 2 shown" in status(app)
+        await pilot.press("backspace", "backspace")  # "load(ed|_mod": unbalanced
+        await calm(app)
+        assert "not a valid regex" in status(app)
+        assert len(log_lines(app)) == 3  # every line shows meanwhile
+        await pilot.press("escape")
+        await go_to(app, pilot, "dashboard")
+
+
+async def test_search_highlights_and_n_moves_between_matches(
+    app: LlmTuiApp, running_engine: FakeEngine, logs: FakeLogs
+) -> None:
+    many = [LogLine(f"line {n} {'ready' if n % 10 == 0 else 'busy'}", "") for n in range(60)]
+    logs.batches = {"inference": [many]}
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app)
+        await pilot.press("3")
+        await until(lambda: len(log_lines(app)) == 60, "sixty lines")
+        await pilot.press("slash", *"READY")
+        await calm(app)
+        screen = app.screen
+        assert isinstance(screen, LogsScreen)
+        assert len(log_lines(app)) == 60  # search hides nothing
+        assert "search “READY”: 6 lines match" in status(app)
+        await pilot.press("enter")  # to the last match
+        await calm(app)
+        assert screen.match_line == 50 and "line 51, 6 lines match" in status(app)
+        await pilot.press("N")
+        await calm(app)
+        assert screen.match_line == 40
+        await pilot.press("n", "n")
+        await calm(app)
+        assert screen.match_line == 0  # past the last: around to the first
+        log = screen.log_view
+        assert log.scroll_y <= 0 + log.size.height  # the match is on screen
+        rendered = log.render_line(0 - int(log.scroll_y))
+        match_style = log.get_component_rich_style("log-view--match")
+        assert any(
+            seg.text == "ready" and seg.style and seg.style.bgcolor == match_style.bgcolor
+            for seg in rendered
+        )
+        assert not log.auto_scroll  # jumping up stopped following
+        await pilot.press("escape")
+        await calm(app)
+        assert screen.search.text == "" and "search" not in status(app)
+        await go_to(app, pilot, "dashboard")
+
+
+async def test_pause_holds_the_pane_and_scrolling_up_stops_following(
+    app: LlmTuiApp, running_engine: FakeEngine, logs: FakeLogs
+) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app)
+        await pilot.press("3")
+        await until(lambda: len(log_lines(app)) == 3, "three lines")
+        screen = app.screen
+        assert isinstance(screen, LogsScreen)
+        await pilot.press("p")
+        await calm(app)
+        screen.add_lines([f"later {n}" for n in range(40)])  # as if they had arrived
+        await calm(app)
+        assert len(log_lines(app)) == 3
+        assert "paused · 40 new (p resumes)" in status(app)
+        await pilot.press("p")
+        await calm(app)
+        assert len(log_lines(app)) == 43 and log_lines(app)[-1] == "later 39"
+
+        log = screen.log_view
+        await pilot.press("home")  # the user scrolls up
+        await calm(app)
+        assert not log.auto_scroll and "scrolled up (End follows)" in status(app)
+        screen.add_lines(["one more"])
+        await calm(app)
+        assert log.scroll_y == 0  # held where the user is
+        await pilot.press("end")
+        await calm(app)
+        assert log.auto_scroll and "following" in status(app)
+        await go_to(app, pilot, "dashboard")
+
+
+async def test_s_saves_the_shown_lines_to_a_file(
+    app: LlmTuiApp,
+    running_engine: FakeEngine,
+    logs: FakeLogs,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app)
+        await pilot.press("3")
+        await until(lambda: len(log_lines(app)) == 3, "three lines")
+        await pilot.press("ampersand", *"listening", "enter", "s")
+        await until(lambda: any(t == "Logs saved" for t, _ in notes(app)), "saved")
+        await calm(app)
+        (saved,) = (tmp_path / "state" / "llm-tui" / "logs").iterdir()
+        assert saved.name.startswith("llm-tui-inference-") and saved.suffix == ".log"
+        assert saved.read_text() == "10:00:01  srv llama_server: listening on http://0.0.0.0:8080\n"
+        assert oct(saved.stat().st_mode & 0o777) == "0o600"
+        (_, message), *_ = [n for n in notes(app) if n[0] == "Logs saved"]
+        assert message == f"1 lines matching “listening” saved to {saved}"
+        await go_to(app, pilot, "dashboard")
+
+
+async def test_all_services_interleave_by_time_with_their_names(
+    app: LlmTuiApp, running_engine: FakeEngine, logs: FakeLogs
+) -> None:
+    logs.batches = {
+        "inference": [[LogLine("I srv  model loaded", "2025-01-01T10:00:02Z")]],
+        "api-gateway": [
+            [
+                LogLine("INFO:     Started server process", "2025-01-01T10:00:01Z"),
+                LogLine("ERROR:    boom", "2025-01-01T10:00:03Z"),
+            ]
+        ],
+    }
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app)
+        await pilot.press("3", "left_square_bracket")  # the last tab: all services
+        await until(lambda: len(log_lines(app)) == 3, "both services' lines")
+        await calm(app)
+        assert sorted(logs.opened) == ["api-gateway", "inference", "inference"]
+        screen = app.screen
+        assert isinstance(screen, LogsScreen) and screen.role == "all"
+        lines = log_lines(app)
+        # In time order whichever stream's lines came first (a later one is merged in).
+        assert lines == [
+            "api-gateway │ 10:00:01  INFO:     Started server process",
+            "inference   │ 10:00:02  I srv  model loaded",
+            "api-gateway │ 10:00:03  ERROR:    boom",
+        ]
+        assert "all services  ·  following  ·  3 lines" in status(app)
+        error_style = screen.log_view.get_component_rich_style("log-view--error")
+        row = lines.index("api-gateway │ 10:00:03  ERROR:    boom")
+        screen.log_view.scroll_home(animate=False)
+        await calm(app)
+        strip = screen.log_view.render_line(row)
+        assert any(
+            seg.style and seg.style.color == error_style.color
+            for seg in strip
+            if "boom" in seg.text
+        )
+        await go_to(app, pilot, "dashboard")
+        await until(lambda: all(s.closed.is_set() for s in logs.streams), "every stream closed")
 
 
 async def test_a_stopped_stack_says_how_to_start_it(app: LlmTuiApp, logs: FakeLogs) -> None:

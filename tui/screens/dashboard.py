@@ -1,7 +1,7 @@
 """Dashboard: the stack's services, the GPU, what is ready, and the keys that run it all.
 
-The stack panel (status poll + engine events) and the GPU strip (NVML sampler) run their
-loops only while the dashboard shows: they stop when another screen shows (or a dialog
+The stack panel (status poll + engine events) and the GPU panel (the app's one sampler)
+run their loops only while the dashboard shows: they stop when another screen shows (or a dialog
 covers this one) and start again when it comes back. Stack operations (u, d, R) run in
 their own worker and keep running whatever shows; their progress lands in the operation
 panel.
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import work
 from textual.app import ComposeResult
@@ -22,20 +22,21 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from stack.cancel import CancelToken
 from stack.doctor import Check, Status
-from stack.engine import UpResult
 from stack.errors import LlmTuiError
 from stack.settings import Settings
 from tui.commands import bindings
 from tui.mailbox import Mailbox, newest
 from tui.screens.base import ModeScreen
 from tui.screens.dialogs import ConfirmScreen, PickServiceScreen
-from tui.screens.logs import LogsScreen
 from tui.services import Progress, StackEngine
 from tui.widgets.checklist import Checklist
-from tui.widgets.gpu_strip import GpuStrip
+from tui.widgets.gpu_panel import GpuPanel
 from tui.widgets.operation_panel import OperationPanel, line_key
 from tui.widgets.service_card import ServiceCard
 from tui.widgets.stack_panel import StackPanel
+
+if TYPE_CHECKING:
+    from stack.engine import UpResult
 
 Job = Callable[[StackEngine, Progress, CancelToken], str]
 
@@ -78,6 +79,7 @@ class DashboardScreen(ModeScreen):
     class OperationDone(Message):
         operation: Operation
         summary: str
+        settings: Settings | None = None  # the engine's, when the operation wrote .env
 
     def __init__(self) -> None:
         super().__init__()
@@ -93,7 +95,7 @@ class DashboardScreen(ModeScreen):
         with VerticalScroll(id="dashboard"):
             yield StackPanel(self.settings, id="stack-panel")
             yield OperationPanel(id="operation")
-            yield GpuStrip(self.llm_app.services.read_gpus, id="gpu-strip")
+            yield GpuPanel(id="gpu-panel")
             yield Checklist(id="checklist")
 
     @property
@@ -101,7 +103,9 @@ class DashboardScreen(ModeScreen):
         return self.query_one(StackPanel)
 
     def on_mount(self) -> None:
-        self.action_recheck()
+        # After the first paint: the checks' thread imports docker and httpx, and would
+        # hold the interpreter while the dashboard is being drawn.
+        self.call_after_refresh(self.call_after_refresh, self.action_recheck)
 
     # --- visibility: the loops run only while the dashboard shows -----------------------
 
@@ -109,17 +113,29 @@ class DashboardScreen(ModeScreen):
         if self._pending_checks is not None:
             self.query_one(Checklist).show(self._pending_checks)
             self._pending_checks = None
-        self.stack_panel.activate()
-        self.query_one(GpuStrip).activate()
+        self.call_after_refresh(self._activate)  # drawn first, then polled (see on_mount)
+
+    def _activate(self, again: bool = True) -> None:
+        if again:  # the first refresh may come before the screen's widgets are laid out
+            self.call_after_refresh(self._activate, False)
+        elif self.is_current:
+            self.stack_panel.activate()
+            self.query_one(GpuPanel).activate()
 
     def on_screen_suspend(self) -> None:
         self.stack_panel.deactivate()
-        self.query_one(GpuStrip).deactivate()
+        self.query_one(GpuPanel).deactivate()
 
     def on_stack_panel_changed(self, message: StackPanel.Changed) -> None:
+        self.llm_app.gpu_feed.note_statuses(message.statuses)
         self.show_checks()
 
     # --- getting-started checks ---------------------------------------------------------
+
+    def action_open_guide(self) -> None:
+        from tui.screens.guide import open_guide
+
+        open_guide(self.app)
 
     def action_recheck(self) -> None:
         self._pending_checks = None
@@ -207,6 +223,10 @@ class DashboardScreen(ModeScreen):
         dialog = PickServiceScreen("Restart which service?", roles, selected)
         self.app.push_screen(dialog, self._restart_picked)
 
+    def restart_role(self, role: str) -> None:
+        """Restart ``role`` without asking which (the palette's "Restart <service>")."""
+        self._restart_picked(role)
+
     def _restart_picked(self, role: str | None) -> None:
         if role is None:
             return
@@ -222,8 +242,9 @@ class DashboardScreen(ModeScreen):
     async def action_show_logs(self) -> None:
         role = self.focused.role if isinstance(self.focused, ServiceCard) else "inference"
         await self.app.switch_mode("logs")
-        if isinstance(self.app.screen, LogsScreen):
-            self.app.screen.select_service(role)
+        select = getattr(self.app.screen, "select_service", None)  # the Logs screen's
+        if select is not None:
+            select(role)
 
     def run_operation(self, operation: Operation) -> None:
         if not self.llm_app.begin_stack_operation(operation.running.lower()):
@@ -236,12 +257,18 @@ class DashboardScreen(ModeScreen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="stack-op")
     def operate(self, engine: StackEngine, operation: Operation, cancel: CancelToken) -> None:
         summary = operation.job(engine, self._progress.put_one, cancel)
-        self.post_message(self.OperationDone(operation, summary))
+        self.post_message(self.OperationDone(operation, summary, engine.settings))
 
     def on_dashboard_screen_operation_progress(self, message: OperationProgress) -> None:
         self.query_one(OperationPanel).add(self._progress.take())
 
     def on_dashboard_screen_operation_done(self, message: OperationDone) -> None:
+        engine = self.llm_app.engine
+        if (
+            engine.settings is not self.settings
+            and engine.settings.env_file == self.settings.env_file
+        ):
+            self.llm_app.update_settings(engine.settings)  # e.g. `up` wrote a missing key
         self.query_one(OperationPanel).add(self._progress.take())
         self.query_one(OperationPanel).finish(True, message.summary)
         self.notify(message.summary, title=message.operation.done, markup=False)

@@ -1,17 +1,24 @@
-"""Logs: follow one service's container output (switch with [ ]), filter with /.
+"""Logs: follow one service's container output, or every service's interleaved.
 
-A thread worker reads the container's log stream in batches and drops them in a mailbox;
-the app loop writes whatever piled up in one `write_lines`. The stream is closed as soon as
-the pane is hidden or switched to another service, and opened again (from the last
+`/` searches (matches highlighted, n / N jump between them); `&` filters (only matching
+lines show); both take plain text or a regex (ctrl+r) and ignore case unless asked
+(ctrl+t). `p` pauses the pane while lines keep arriving, `s` saves it to a file, `f`
+follows, and scrolling up stops following until End.
+
+A thread worker per shown service reads its container's log stream in batches and drops
+them in one mailbox; the app loop writes whatever piled up in one `write_lines`. Streams
+are closed as soon as the pane is hidden or switched, and opened again (from the last
 LOG_TAIL lines) when it shows. A container that stops ends its stream: the pane says so,
-and picks the logs up again when the service runs once more.
+and picks its logs up again when the service runs once more. Every buffer is bounded by
+LOG_BUFFER_LINES (per service): a flood drops the oldest lines and says how many.
 """
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -20,20 +27,25 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.message import Message
 from textual.timer import Timer
-from textual.widgets import Input, Log, Static, Tab, Tabs
+from textual.widgets import Input, Static, Tab, Tabs
 from textual.worker import Worker, WorkerState
 
 from stack.engine.connection import EngineUnavailable
 from stack.engine.logs import LogLine
 from stack.errors import LlmTuiError
-from stack.settings import Settings
+from stack.settings import FIELDS, Settings
 from tui.commands import bindings
 from tui.mailbox import Mailbox, StreamHandle
-from tui.screens.base import ModeScreen
-from tui.services import LogSource, StackEngine
+from tui.screens.logs_find import ALL, FILTER_ID, SEARCH_ID, LogsFind, Pattern
+from tui.services import LOG_TAIL, LogSource, StackEngine
+from tui.widgets.log_view import LogView
 from tui.widgets.service_card import service_roles
 
-MAX_LINES = 10_000
+MAX_LINES = int(FIELDS["LOG_BUFFER_LINES"].default)  # per service, unless the setting says
+# Lines taken into the pane per message: a flood is absorbed a slice at a time, with keys,
+# timers and repaints between the slices, instead of one long stall per burst.
+LINES_PER_MESSAGE = 1000
+MERGE_LIMIT = 4 * LOG_TAIL  # lines in the pane while late lines are still merged in
 RECHECK_S = 3.0  # while a stopped service is watched for a restart
 START_HINT = "Start the stack with u on the Dashboard (1)."
 
@@ -48,47 +60,63 @@ def clock(stamp: str, offset: int) -> str:
     return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
-def format_lines(lines: Iterable[LogLine], offset: int) -> list[str]:
+def format_lines(lines: Iterable[LogLine], offset: int, prefix: str = "") -> list[str]:
     return [
-        f"{clock(line.timestamp, offset)}  {line.text}" if line.timestamp else line.text
+        f"{prefix}{clock(line.timestamp, offset)}  {line.text}"
+        if line.timestamp
+        else f"{prefix}{line.text}"
         for line in lines
     ]
+
+
+def role_prefix(role: str, width: int) -> str:
+    return f"{role:<{width}} │ "
+
+
+def stopped_note(role: str) -> str:
+    return f"── {role} stopped; its logs continue here when it runs again ──"
+
+
+def first(item: tuple[str, str]) -> str:
+    return item[0]
 
 
 def dropped_note(count: int, role: str) -> str:
     return f"── {count:,} lines dropped: {role} wrote them faster than this pane could show ──"
 
 
-def matches(line: str, text: str) -> bool:
-    return text in line.lower()
-
-
-class LogsScreen(ModeScreen):
+class LogsScreen(LogsFind):
     MODE = "logs"
     SUB_TITLE = "Logs"
     BINDINGS = bindings("logs")
     AUTO_FOCUS = "#logs-view"
-    SELF_REPORTED: ClassVar[frozenset[str]] = frozenset({"logs-follow", "logs-recheck"})
+    SELF_REPORTED: ClassVar[frozenset[str]] = frozenset(
+        {"logs-follow", "logs-recheck", "logs-save"}
+    )
 
     class LinesArrived(Message):
         """New lines wait in ``mailbox``."""
 
-        def __init__(self, mailbox: Mailbox[str]) -> None:
+        def __init__(self, mailbox: Mailbox[tuple[str, str]]) -> None:
             super().__init__()
             self.mailbox = mailbox
 
     @dataclass
     class FollowStarted(Message):
-        mailbox: Mailbox[str]
+        mailbox: Mailbox[tuple[str, str]]
+        role: str
         started_at: str  # the container's start time: a change means it was restarted
 
     @dataclass
     class FollowEnded(Message):
-        mailbox: Mailbox[str]
+        mailbox: Mailbox[tuple[str, str]]
+        role: str
+        last: str  # the stamp of its last line: the all-services view puts the note after it
 
     @dataclass
     class FollowFailed(Message):
-        mailbox: Mailbox[str]
+        mailbox: Mailbox[tuple[str, str]]
+        role: str
         text: str
 
     @dataclass
@@ -99,32 +127,56 @@ class LogsScreen(ModeScreen):
         super().__init__()
         self.role = "inference"
         self.lines: deque[str] = deque(maxlen=MAX_LINES)
-        self.dropped = 0  # lines the container wrote faster than the pane could take them
-        self.filter_text = ""
+        self.dropped = 0  # lines the containers wrote faster than the pane could take them
+        self.filter = Pattern()
+        self.search = Pattern()
+        self.match_line = -1
+        self.match_count = 0
         self.following = False
+        self.paused = False
+        self.held = 0  # lines that arrived while paused
+        self._stamps: deque[str] = deque(maxlen=MAX_LINES)  # the lines' stamps (all services)
         self._offset = time.localtime().tm_gmtoff
-        self._handle: StreamHandle[LogSource] | None = None
-        self._mailbox: Mailbox[str] | None = None
-        self._started_at = ""
+        self._handles: dict[str, StreamHandle[LogSource]] = {}
+        self._mailbox: Mailbox[tuple[str, str]] | None = None
+        self._started_at: dict[str, str] = {}
+        self._live: set[str] = set()  # roles whose stream is open now
         self._recheck: Timer | None = None
         self._state = ""  # what the status line says about the stream
+        self._problem = ""
+        self._scrolled_off = False  # following stopped because the user scrolled up
+
+    # --- layout -------------------------------------------------------------------------
+
+    @property
+    def buffer_lines(self) -> int:
+        return self.settings.log_buffer_lines
+
+    def tab_roles(self) -> list[str]:
+        return [*service_roles(self.settings), ALL]
 
     def compose_body(self) -> ComposeResult:
         with Vertical(id="logs"):
             yield Tabs(
-                *(Tab(role, id=f"logs-tab-{role}") for role in service_roles(self.settings)),
-                id="logs-tabs",
+                *(Tab(role, id=f"logs-tab-{role}") for role in self.tab_roles()), id="logs-tabs"
             )
             yield Static("", id="logs-status", markup=False)
-            yield Log(max_lines=MAX_LINES, highlight=False, id="logs-view")
+            yield LogView(max_lines=self.buffer_lines, id="logs-view")
             yield Static("", id="logs-empty", classes="empty-state", markup=False)
+            yield Input(placeholder="Search… (Enter keeps it, n/N jump, Esc clears)", id=SEARCH_ID)
             yield Input(
-                placeholder="Show lines containing… (Enter keeps it, Esc clears)", id="logs-filter"
+                placeholder="Show only lines matching… (Enter keeps it, Esc clears)", id=FILTER_ID
             )
 
     def on_mount(self) -> None:
-        self.query_one("#logs-filter").display = False
+        self.query_one(f"#{SEARCH_ID}").display = False
+        self.query_one(f"#{FILTER_ID}").display = False
         self.query_one("#logs-empty").display = False
+        self.lines = deque(maxlen=self.pane_limit())
+
+    def pane_limit(self) -> int:
+        roles = service_roles(self.settings) if self.role == ALL else [self.role]
+        return self.buffer_lines * len(roles)
 
     # --- visibility ---------------------------------------------------------------------
 
@@ -139,144 +191,225 @@ class LogsScreen(ModeScreen):
 
     # --- following ----------------------------------------------------------------------
 
+    def shown_roles(self) -> list[str]:
+        return service_roles(self.settings) if self.role == ALL else [self.role]
+
     def start_following(self) -> None:
-        """Open the current service's logs from the last LOG_TAIL lines."""
+        """Open the shown services' logs from their last LOG_TAIL lines."""
         self.stop_following()
-        self.lines.clear()
-        self.dropped = 0
-        log = self.query_one(Log)
+        limit = self.pane_limit()
+        self.lines = deque(maxlen=limit)
+        self._stamps = deque(maxlen=limit)
+        self.dropped = self.held = 0
+        self.match_line, self.match_count = -1, 0
+        log = self.log_view
+        log.max_lines = limit
         log.clear()
-        self._handle = StreamHandle()
-        self.llm_app.track_stream(self._handle)
-        # No more waits than the pane shows: older lines would scroll out of it anyway.
-        mailbox: Mailbox[str] = Mailbox(self, lambda: self.LinesArrived(mailbox), limit=MAX_LINES)
+        log.set_search(self.compiled(self.search), -1)
+        mailbox: Mailbox[tuple[str, str]] = Mailbox(
+            self, lambda: self.LinesArrived(mailbox), limit=limit
+        )
         self._mailbox = mailbox
+        self._problem = ""
         self._state = "connecting…"
         self.show_empty("")
+        roles = self.shown_roles()
+        width = max(len(role) for role in roles)
+        engine = self.llm_app.engine
+        for role in roles:
+            handle: StreamHandle[LogSource] = StreamHandle()
+            self.llm_app.track_stream(handle)
+            self._handles[role] = handle
+            prefix = role_prefix(role, width) if self.role == ALL else ""
+            self.follow(engine, role, prefix, handle, mailbox)
         self.show_status()
-        self.follow(self.llm_app.engine, self.role, self._handle, mailbox)
 
     def stop_following(self) -> None:
         if self._recheck is not None:
             self._recheck.stop()
             self._recheck = None
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+        for handle in self._handles.values():
+            handle.close()
+        self._handles.clear()
+        self._live.clear()
         self._mailbox = None
         self.following = False
         for worker in self.workers:
             if worker.group in ("logs-follow", "logs-recheck"):
                 worker.cancel()
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="logs-follow")
+    @work(thread=True, exit_on_error=False, group="logs-follow")
     def follow(
         self,
         engine: StackEngine,
         role: str,
+        prefix: str,
         handle: StreamHandle[LogSource],
-        mailbox: Mailbox[str],
+        mailbox: Mailbox[tuple[str, str]],
     ) -> None:
         try:
             started_at = next((s.started_at for s in engine.status() if s.role == role), "")
             container = engine.container_for(role)
         except EngineUnavailable as error:
             fix = f"\n\n→ {error.fix}" if error.fix else ""
-            self.post_message(self.FollowFailed(mailbox, f"{error.message}{fix}"))
+            self.post_message(self.FollowFailed(mailbox, role, f"{error.message}{fix}"))
             return
         except LlmTuiError as error:
             if "does not exist" in error.message:
                 text = f"{role} is not running: its container does not exist.\n\n{START_HINT}"
             else:
                 text = error.message + (f"\n\n→ {error.fix}" if error.fix else "")
-            self.post_message(self.FollowFailed(mailbox, text))
+            self.post_message(self.FollowFailed(mailbox, role, text))
             return
         source = self.llm_app.services.follow_logs(container)
         if not handle.attach(source):
             return
-        self.post_message(self.FollowStarted(mailbox, started_at))
+        self.post_message(self.FollowStarted(mailbox, role, started_at))
         offset = self._offset
+        last = ""
         for batch in source.batches():
             if handle.closed:
                 return
-            mailbox.put(format_lines(batch, offset))  # here, not on the app loop
+            # Formatted here, not on the app loop; the stamp orders the all-services view.
+            texts = format_lines(batch, offset, prefix)
+            mailbox.put(zip((line.timestamp for line in batch), texts, strict=True))
+            last = batch[-1].timestamp if batch else last
         if not handle.closed:
-            self.post_message(self.FollowEnded(mailbox))
+            self.post_message(self.FollowEnded(mailbox, role, last))
 
     def on_logs_screen_follow_started(self, message: FollowStarted) -> None:
         if message.mailbox is self._mailbox:
-            self._started_at = message.started_at
+            self._started_at[message.role] = message.started_at
+            self._live.add(message.role)
             self.following = True
             self._state = ""
+            self.show_empty("")
             self.show_status()
 
     def on_logs_screen_lines_arrived(self, message: LinesArrived) -> None:
         if message.mailbox is not self._mailbox:
             return  # lines of a stream closed since
-        lines, dropped = message.mailbox.drain()
+        items, dropped = message.mailbox.drain(LINES_PER_MESSAGE)
         if dropped:
             self.dropped += dropped
-            lines = [dropped_note(dropped, self.role), *lines]
+            items.insert(0, (items[0][0] if items else "", dropped_note(dropped, self.role)))
+        if self.role == ALL and len(self._handles) > 1:
+            self.merge(items)
+        else:
+            self.add_lines([text for _, text in items])
+
+    def merge(self, items: list[tuple[str, str]]) -> None:
+        """All services: lines in the order they were written, whichever stream brought them.
+
+        Each stream's lines come in order, but the streams' tails arrive one after the other,
+        so lines older than the pane's newest are merged in where they belong. Only while the
+        pane is young (the tails): later the streams are live, and a line that arrives a few
+        milliseconds late is not worth redrawing the pane.
+        """
+        newest = self._stamps[-1] if self._stamps else ""
+        items = sorted(((stamp or newest, text) for stamp, text in items), key=first)
+        if not items:
+            return
+        if items[0][0] >= newest or len(self.lines) > MERGE_LIMIT:
+            self.add_lines([text for _, text in items], [stamp for stamp, _ in items])
+            return
+        merged = list(heapq.merge(zip(self._stamps, self.lines, strict=True), items, key=first))
+        self._stamps = deque((stamp for stamp, _ in merged), maxlen=self.lines.maxlen)
+        self.lines = deque((text for _, text in merged), maxlen=self.lines.maxlen)
+        if self.paused:
+            self.held += len(items)
+        else:
+            self.refilter()
+        self.show_status()
+
+    def add_lines(self, lines: Sequence[str], stamps: Sequence[str] | None = None) -> None:
         self.lines.extend(lines)
-        if self.filter_text:
-            lines = [line for line in lines if matches(line, self.filter_text)]
-        if lines:
-            self.query_one(Log).write_lines(lines)
+        if self.role == ALL:  # kept beside the lines: `merge` orders by them
+            newest = self._stamps[-1] if self._stamps else ""
+            self._stamps.extend(stamps if stamps is not None else [newest] * len(lines))
+        if self.paused:
+            self.held += len(lines)
+        else:
+            self.write(lines)
         self.show_status()
 
     def on_logs_screen_follow_ended(self, message: FollowEnded) -> None:
         if message.mailbox is not self._mailbox:
             return
         self.on_logs_screen_lines_arrived(self.LinesArrived(message.mailbox))
-        self.following = False
-        stopped = f"── {self.role} stopped; its logs continue here when it runs again ──"
-        self.lines.append(stopped)
-        self.query_one(Log).write_line(stopped)
-        self._state = "stopped"
+        self._live.discard(message.role)
+        if self.role == ALL and len(self._handles) > 1:
+            self.merge([(message.last, stopped_note(message.role))])
+        else:
+            self.add_lines([stopped_note(message.role)])
+        if not self._live:
+            self.following = False
+            self._state = "stopped"
         self.show_status()
-        self._recheck = self.set_timer(RECHECK_S, self.check_restarted)
+        self.schedule_recheck()
 
     def on_logs_screen_follow_failed(self, message: FollowFailed) -> None:
         if message.mailbox is not self._mailbox:
             return
-        self._state = "not available"
+        if self._live:  # the other services still stream: say it in the pane, not instead
+            self.add_lines([f"── {message.role}: {message.text.splitlines()[0]} ──"])
+        else:
+            self._state = "not available"
+            self._problem = message.text
+            self.show_empty(message.text)
         self.show_status()
-        self.show_empty(message.text)
-        self._recheck = self.set_timer(RECHECK_S, self.check_restarted)
+        self.schedule_recheck()
+
+    def schedule_recheck(self) -> None:
+        if self._recheck is None and self.is_current:
+            self._recheck = self.set_timer(RECHECK_S, self.check_restarted)
 
     def check_restarted(self) -> None:
         self._recheck = None
         if self.is_current:
-            self.watch_for_restart(self.llm_app.engine, self.role, self._started_at)
+            waiting = [role for role in self.shown_roles() if role not in self._live]
+            if waiting:
+                self.watch_for_restart(self.llm_app.engine, waiting, dict(self._started_at))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="logs-recheck")
-    def watch_for_restart(self, engine: StackEngine, role: str, started_at: str) -> None:
-        status = next((s for s in engine.status() if s.role == role), None)
-        if status is not None and status.state == "running" and status.started_at != started_at:
-            self.post_message(self.Restarted(role))
+    def watch_for_restart(
+        self, engine: StackEngine, roles: list[str], started_at: dict[str, str]
+    ) -> None:
+        for status in engine.status():
+            if (
+                status.role in roles
+                and status.state == "running"
+                and status.started_at != started_at.get(status.role, "")
+            ):
+                self.post_message(self.Restarted(status.role))
+                return
 
     def on_logs_screen_restarted(self, message: Restarted) -> None:
-        if message.role == self.role and self.is_current:
+        if message.role in self.shown_roles() and self.is_current:
             self.start_following()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
         if worker.group == "logs-recheck" and worker.is_finished:
             # Nothing new yet (or the engine is away): look again in a while.
-            if self.is_current and not self.following and self._recheck is None:
-                self._recheck = self.set_timer(RECHECK_S, self.check_restarted)
+            if self.is_current and len(self._live) < len(self.shown_roles()):
+                self.schedule_recheck()
         elif worker.group == "logs-follow" and event.state is WorkerState.ERROR:
             if worker.is_cancelled:
                 return
+            self._live.clear()
             self.following = False
             self._state = "failed"
             self.show_status()
             self.show_empty(f"Reading the {self.role} logs failed: {worker.error}")
+            self.schedule_recheck()
+        elif worker.group == "logs-save" and event.state is WorkerState.ERROR:
+            self.llm_app.report_worker_error(worker, title="Could not save the logs")
 
     # --- services -----------------------------------------------------------------------
 
     def select_service(self, role: str) -> None:
-        """Show ``role``'s logs (the Dashboard's l key lands here)."""
+        """Show ``role``'s logs (``all``: every service); the Dashboard's l lands here."""
         tabs = self.query_one(Tabs)
         wanted = f"logs-tab-{role}"  # compared, not queried: a role is no safe selector
         if any(tab.id == wanted for tab in tabs.query(Tab)):
@@ -297,90 +430,13 @@ class LogsScreen(ModeScreen):
         else:
             tabs.action_previous_tab()
 
-    # --- follow, filter, clear ----------------------------------------------------------
-
-    def action_toggle_follow(self) -> None:
-        log = self.query_one(Log)
-        log.auto_scroll = not log.auto_scroll
-        if log.auto_scroll:
-            log.scroll_end(animate=False)
-        self.show_status()
-
-    def action_open_filter(self) -> None:
-        field = self.query_one("#logs-filter", Input)
-        field.display = True
-        field.value = self.filter_text
-        field.focus()
-
-    def action_close_filter(self) -> None:
-        field = self.query_one("#logs-filter", Input)
-        field.display = False
-        field.value = ""
-        self.apply_filter("")
-        self.query_one(Log).focus()
-
-    def on_input_changed(self, event: Input.Changed) -> None:
-        if event.input.id == "logs-filter":
-            event.stop()
-            self.apply_filter(event.value)
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id == "logs-filter":
-            event.stop()
-            if not event.value:
-                event.input.display = False
-            self.query_one(Log).focus()
-
-    def apply_filter(self, text: str) -> None:
-        text = text.strip().lower()
-        if text == self.filter_text:
-            return
-        self.filter_text = text
-        log = self.query_one(Log)
-        log.clear()
-        shown = [line for line in self.lines if matches(line, text)] if text else self.lines
-        log.write_lines(shown, scroll_end=True)
-        self.show_status()
-
     def action_clear_logs(self) -> None:
-        self.lines.clear()
-        self.query_one(Log).clear()
-        self.show_status()
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        typing = isinstance(self.focused, Input)
-        if action == "close_filter":
-            return typing or bool(self.filter_text)
-        if action in ("toggle_follow", "open_filter", "clear_logs", "switch_service"):
-            return not typing
-        return True
-
-    # --- what the pane says -------------------------------------------------------------
-
-    def show_status(self) -> None:
-        parts = [f"{self.role}"]
-        if self._state:
-            parts.append(self._state)
-        elif self.following:
-            parts.append("following" if self.query_one(Log).auto_scroll else "paused (f follows)")
-        count = len(self.lines)
-        parts.append(f"{count:,} line{'s' if count != 1 else ''}")
-        if self.dropped:
-            parts.append(f"{self.dropped:,} lines dropped (written faster than shown)")
-        if self.filter_text:
-            shown = self.query_one(Log).line_count
-            parts.append(f"filter “{self.filter_text}”: {shown:,} shown")
-        self.query_one("#logs-status", Static).update("  ·  ".join(parts))
-
-    def show_empty(self, text: str) -> None:
-        empty = self.query_one("#logs-empty", Static)
-        empty.update(text)
-        empty.display = bool(text)
-        self.query_one(Log).display = not text
+        self._stamps.clear()
+        super().action_clear_logs()
 
     def settings_changed(self, settings: Settings) -> None:
         tabs = self.query_one(Tabs)
-        wanted = service_roles(settings)
+        wanted = self.tab_roles()
         have = [(tab.id or "").removeprefix("logs-tab-") for tab in tabs.query(Tab)]
         if have != wanted:
             tabs.clear()
@@ -389,4 +445,4 @@ class LogsScreen(ModeScreen):
             if self.role not in wanted:
                 self.role = wanted[0]
             tabs.active = f"logs-tab-{self.role}"
-        self.start_following()  # STACK_NAME or the containers may have changed
+        self.start_following()  # STACK_NAME, LOG_BUFFER_LINES or the containers changed

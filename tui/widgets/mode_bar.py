@@ -1,4 +1,4 @@
-"""The row under the header that names the six modes and their number keys."""
+"""The row under the header that names the modes and their number keys."""
 
 from __future__ import annotations
 

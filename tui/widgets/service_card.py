@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual.content import Content
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from stack.engine import ServiceStatus
 from stack.settings import Settings
 from tui.commands import bindings
 from tui.formatting import format_duration, host_ports, short_port
+
+if TYPE_CHECKING:
+    from stack.engine import ServiceStatus
 
 # What clients call each service (the card's subtitle).
 ROLE_NOTES = {

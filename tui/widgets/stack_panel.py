@@ -2,8 +2,10 @@
 
 Two loops feed it while it is active (the screen activates it while it shows):
 
-* the status poll: `engine.status()` every POLL_S; the next poll is scheduled when the
-  previous one has finished, so they never overlap;
+* the status poll: `engine.status()` every POLL_S, or every QUIET_POLL_S while the event
+  stream is open (it reports every change, so the poll is only a safety net and keeps
+  uptimes current); the next poll is scheduled when the previous one has finished, so
+  they never overlap;
 * the engine's event stream: a container dying or turning healthy asks for a poll at once
   (and a death the user did not ask for is announced).
 
@@ -25,8 +27,6 @@ from textual.timer import Timer
 from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
-from stack.engine import ServiceStatus
-from stack.engine.events import StackEvent
 from stack.errors import LlmTuiError
 from stack.settings import Settings
 from tui.mailbox import StreamHandle
@@ -34,10 +34,13 @@ from tui.services import EventSource, StackEngine
 from tui.widgets.service_card import ServiceCard, service_roles
 
 if TYPE_CHECKING:
+    from stack.engine import ServiceStatus
+    from stack.engine.events import StackEvent
     from tui.app import LlmTuiApp
 
 NO_MODEL = "none — press 2 to pick one"
-POLL_S = 2.0  # status poll while the engine answers
+POLL_S = 2.0  # status poll while the engine answers but no event stream is open yet
+QUIET_POLL_S = 30.0  # while the event stream is open: events ask for polls themselves
 RETRY_S = 5.0  # while it does not
 # Exit codes of a container stopped on purpose (SIGTERM through init; 0): no alarm.
 QUIET_EXITS = (0, 143)
@@ -49,6 +52,12 @@ def stack_summary(settings: Settings) -> Content:
         ("Gateway", settings.gateway_url),
         ("Chat model", settings.chat_model or NO_MODEL),
     ]
+    if settings.engine_remote:
+        # Which machine this drives ("gpu-box over ssh"), and how its gateway is reached.
+        from stack.engine.forward import remote_summary
+
+        engine, gateway = remote_summary(settings)
+        rows[0:1] = [("Engine", engine), ("Gateway", gateway)]
     if settings.has_code_model:
         rows.append(("Code model", settings.code_model))
     width = max(len(label) for label, _ in rows) + 2
@@ -173,7 +182,10 @@ class StackPanel(Vertical):
             self._poll_again = False
             self.poll_now()
         elif self.active:
-            delay = RETRY_S if self.engine_problem else POLL_S
+            if self.engine_problem:
+                delay = RETRY_S
+            else:
+                delay = QUIET_POLL_S if self._events is not None else POLL_S
             self._poll_timer = self.set_timer(delay, self.poll_now)
 
     def on_stack_panel_polled(self, message: Polled) -> None:
@@ -274,5 +286,10 @@ class StackPanel(Vertical):
             self._poll_finished()
         elif worker.group == "stack-events" and worker is self._events_worker:
             # The stream ended (the engine went away) or the worker was cancelled: close it
-            # either way; the next good poll starts another.
+            # either way; the next good poll starts another. Polls are rare while events
+            # flow: the next comes in POLL_S, so an engine that went away shows soon.
             self._stop_events()
+            if self.active and state is not WorkerState.CANCELLED and not self._polling:
+                if self._poll_timer is not None:
+                    self._poll_timer.stop()
+                self._poll_timer = self.set_timer(POLL_S, self.poll_now)

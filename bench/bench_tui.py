@@ -1,0 +1,469 @@
+"""The dashboard's own costs, side by side with a bare Textual app and `docker logs -f`.
+
+    eval "$(scripts/dockerd start)"; .venv/bin/python scripts/test-images
+    .venv/bin/python bench/bench_tui.py [--runs 7] [--only startup,idle,flood] [--json PATH]
+
+- start-up: spawn → first painted dashboard of the real `llm-tui`, in a pseudo-terminal
+  (80x24), against a bare Textual app (Header, Static, Footer) started the same way,
+  alternating run by run; target ≤ 1.5x the bare app (wall clock; CPU time beside it).
+- idle: the real `llm-tui` on the dashboard with the stack up (the test images: a real
+  llama-server and LiteLLM) and the GPU panel sampling the fake NVML library (there is no
+  GPU here; on a GPU machine the real driver): CPU % of a core and RSS over a quiet
+  window, beside the bare app's over the same window; targets ≤ 0.5 % and ≤ 80 MB.
+- flood: two containers write log lines as fast as they can; the app (in this process,
+  headless) shows every service's logs and its GPU sampler runs; the event loop's lag
+  (a 10 ms probe) p99 ≤ 50 ms, the pane's buffer bounded, and the lines taken in per
+  second beside `docker logs -f` reading the same containers in the same run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import select
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import termios
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.common import Result, cli, finish, percentile, result  # noqa: E402
+
+LLAMA_IMAGE = "llm-tui-test/llama-server:cpu"
+LITELLM_IMAGE = "llm-tui-test/litellm:1.106.2"
+BUSYBOX_IMAGE = "llm-tui-test/busybox:1"
+KEY = "sk-bench-" + "t" * 32
+COLUMNS, LINES = 80, 24
+TICK = os.sysconf("SC_CLK_TCK")
+BARE_APP = """\
+from textual.app import App
+from textual.widgets import Footer, Header, Static
+
+
+class Bare(App):
+    def compose(self):
+        yield Header()
+        yield Static("bench-ready")
+        yield Footer()
+
+
+Bare().run()
+"""
+DASHBOARD_MARK = "Stack \u2014".encode()  # the stack panel's title, in the first frame
+IDLE_WARMUP_S = 12.0
+IDLE_WINDOW_S = 30.0
+
+
+# --- processes in a pseudo-terminal ---------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class Terminal:
+    """A program on a pseudo-terminal of COLUMNS x LINES; output is drained in a thread."""
+
+    def __init__(self, command: list[str], env: dict[str, str], cwd: Path) -> None:
+        master, slave = os.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", LINES, COLUMNS, 0, 0))
+        self.started = time.perf_counter()
+        self.process = subprocess.Popen(
+            command, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=cwd,
+            start_new_session=True,
+        )  # fmt: skip
+        os.close(slave)
+        self.master = master
+        self.output = bytearray()
+        self._lock = threading.Lock()
+        self._seen = threading.Event()
+        self._marker = b""
+        self.marked_at: float | None = None
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                ready, _, _ = select.select([self.master], [], [], 0.5)
+                if not ready:
+                    if self.process.poll() is not None:
+                        return
+                    continue
+                chunk = os.read(self.master, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            now = time.perf_counter()
+            with self._lock:
+                self.output += chunk
+                if self._marker and self.marked_at is None and self._marker in self.output:
+                    self.marked_at = now
+                    self._seen.set()
+
+    def wait_for(self, marker: bytes, timeout: float = 60) -> float:
+        """Seconds from spawn until ``marker`` was written (timestamped as it arrived)."""
+        with self._lock:
+            self._marker = marker
+            if marker in self.output:
+                self.marked_at = time.perf_counter()
+                self._seen.set()
+        if not self._seen.wait(timeout):
+            tail = bytes(self.output[-400:])
+            raise RuntimeError(f"{marker!r} never showed; the screen ends with {tail!r}")
+        assert self.marked_at is not None
+        return self.marked_at - self.started
+
+    def stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        os.close(self.master)
+
+
+def terminal_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("COLUMNS", "LINES") and not key.startswith("TEXTUAL")
+    }
+    env.update(TERM="xterm-256color", COLORTERM="truecolor", **(extra or {}))
+    return env
+
+
+def llm_tui() -> list[str]:
+    installed = Path(sys.executable).with_name("llm-tui")
+    return [str(installed)] if installed.exists() else [sys.executable, "-m", "cli.main"]
+
+
+# --- the stack home -----------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def stack_home(stack: str, inference_port: int, gateway_port: int) -> Iterator[Path]:
+    from tests.support.gguf_factory import write_tiny_model
+
+    with tempfile.TemporaryDirectory(prefix="bench-tui-") as tmp:
+        home = Path(tmp)
+        write_tiny_model(home / "models" / "alpha.gguf", name="alpha", seed=1)
+        (home / ".env").write_text(
+            f"STACK_NAME={stack}\nCHAT_MODEL=alpha.gguf\nGPU=none\n"
+            f"INFERENCE_IMAGE={LLAMA_IMAGE}\nGATEWAY_IMAGE={LITELLM_IMAGE}\n"
+            f"INFERENCE_PORT={inference_port}\nAPI_GATEWAY_PORT={gateway_port}\n"
+            f"LITELLM_MASTER_KEY={KEY}\nCTX_SIZE=2048\nPARALLEL=1\n"
+        )
+        (home / "xdg").mkdir()
+        yield home
+
+
+def fake_nvml(home: Path) -> dict[str, str]:
+    """LD_LIBRARY_PATH to the fake library, unless a real driver answers here."""
+    import ctypes
+
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libnvidia-ml.so.1")
+        return {}  # a real GPU: measure with its driver
+    from tests.support.fake_nvml import FakeGpu, NvmlScript, build
+
+    script = NvmlScript(home / "fake-nvml.txt", build())
+    script.write([FakeGpu()])
+    return {k: v for k, v in script.environment({}).items()}
+
+
+# --- start-up --------------------------------------------------------------------------------
+
+
+def bench_startup(runs: int, home: Path) -> list[Result]:
+    bare_file = home / "bare_app.py"
+    bare_file.write_text(BARE_APP)
+    env = terminal_env({"XDG_CONFIG_HOME": str(home / "xdg"), "XDG_DATA_HOME": str(home / "xdg")})
+    commands = {
+        "bare": ([sys.executable, str(bare_file)], b"bench-ready"),
+        "ours": ([*llm_tui(), "--env-file", str(home / ".env")], DASHBOARD_MARK),
+    }
+    walls: dict[str, list[float]] = {"bare": [], "ours": []}
+    cpus: dict[str, list[float]] = {"bare": [], "ours": []}
+    for run in range(runs + 1):  # the first round warms the page cache, not counted
+        order = ("bare", "ours") if run % 2 else ("ours", "bare")
+        for name in order:
+            command, marker = commands[name]
+            terminal = Terminal(command, env, home)
+            try:
+                wall = terminal.wait_for(marker)
+                cpu = cpu_seconds(terminal.process.pid)
+            finally:
+                terminal.stop()
+            if run:
+                walls[name].append(wall * 1000)
+                cpus[name].append(cpu * 1000)
+    ratios = [o / b for o, b in zip(walls["ours"], walls["bare"], strict=True)]
+    return [
+        result(
+            "cold start to the first painted dashboard",
+            walls["ours"],
+            "ms",
+            reference=walls["bare"],
+            reference_name="bare Textual app (Header, Static, Footer)",
+            target="<= 1.5x",
+            on="ratio",
+            note="wall clock, spawn to the first frame, 80x24 pseudo-terminal; "
+            f"ratio per run {min(ratios):.2f}-{max(ratios):.2f}",
+        ),
+        result(
+            "CPU time to the first painted dashboard",
+            cpus["ours"],
+            "ms",
+            reference=cpus["bare"],
+            reference_name="bare Textual app",
+            note="user + system time of the process when its first frame arrived",
+        ),
+    ]
+
+
+# --- idle --------------------------------------------------------------------------------------
+
+
+def bench_idle(home: Path) -> list[Result]:
+    from stack.engine import Engine
+    from stack.settings import load_settings
+
+    engine = Engine(load_settings(home / ".env"))
+    engine.up(timeout=180)
+    bare_file = home / "bare_app.py"
+    bare_file.write_text(BARE_APP)
+    xdg = str(home / "xdg")
+    env = terminal_env({"XDG_CONFIG_HOME": xdg, "XDG_DATA_HOME": xdg, **fake_nvml(home)})
+    ours = Terminal([*llm_tui(), "--env-file", str(home / ".env")], env, home)
+    bare = Terminal([sys.executable, str(bare_file)], env, home)
+    try:
+        ours.wait_for(b"running \xc2\xb7 healthy", timeout=120)
+        bare.wait_for(b"bench-ready")
+        time.sleep(IDLE_WARMUP_S)  # the first polls, the GPU panel's first charts
+        start = {t: cpu_seconds(t.process.pid) for t in (ours, bare)}
+        began = time.perf_counter()
+        rss: dict[Terminal, list[float]] = {ours: [], bare: []}
+        while time.perf_counter() - began < IDLE_WINDOW_S:
+            for t in (ours, bare):
+                rss[t].append(rss_mb(t.process.pid))
+            time.sleep(1.0)
+        elapsed = time.perf_counter() - began
+        used = {t: (cpu_seconds(t.process.pid) - start[t]) / elapsed * 100 for t in (ours, bare)}
+        screen = bytes(ours.output[-20000:])
+    finally:
+        ours.stop()
+        bare.stop()
+        engine.down(remove_network=True)
+    gpu = "fake NVML" if "LD_LIBRARY_PATH" in env else "the real driver"
+    sampled = b"GPU 0" in screen or b"RTX" in screen
+    return [
+        result(
+            "idle CPU, stack up, dashboard visible",
+            [used[ours]],
+            "%",
+            reference=[used[bare]],
+            reference_name="bare Textual app, same window",
+            target="<= 0.5",
+            note=f"{IDLE_WINDOW_S:.0f} s window after {IDLE_WARMUP_S:.0f} s; GPU panel on {gpu}"
+            + ("" if sampled else " (it showed no GPU)"),
+        ),
+        result(
+            "idle RSS, stack up, dashboard visible",
+            [max(rss[ours])],
+            "MB",
+            reference=[max(rss[bare])],
+            reference_name="bare Textual app",
+            target="<= 80",
+        ),
+    ]
+
+
+# --- log flood ---------------------------------------------------------------------------------
+
+
+FLOOD = 'i=0; while :; do i=$((i+1)); echo "flood $i lorem ipsum dolor sit amet $i"; done'
+
+
+def docker_logs_rate(container_ids: list[str], seconds: float) -> float:
+    """Lines per second `docker logs -f` reads from the containers (summed), for ``seconds``."""
+    docker = shutil.which("docker")
+    if docker is None:
+        return float("nan")
+    counts = [0] * len(container_ids)
+
+    def read(index: int, cid: str) -> None:
+        process = subprocess.Popen(
+            [docker, "logs", "-f", "--tail", "0", cid],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        assert process.stdout is not None
+        end = time.monotonic() + seconds
+        for _ in process.stdout:
+            counts[index] += 1
+            if time.monotonic() > end:
+                break
+        process.kill()
+        process.wait()
+
+    threads = [threading.Thread(target=read, args=(i, c)) for i, c in enumerate(container_ids)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(counts) / seconds
+
+
+async def flood_in_app(home: Path, seconds: float) -> dict[str, float]:
+    from stack.settings import load_settings
+    from tests.tui.helpers import settle, until
+    from tui.__main__ import make_app
+    from tui.screens.logs import LogsScreen
+
+    app = make_app(load_settings(home / ".env"))
+    lags: list[float] = []
+    async with app.run_test(headless=True, size=(120, 40)) as pilot:
+        await settle(app, allow=("stack-events", "logs-follow", "gpu-sample", "doctor"))
+        await pilot.press("3")
+        await until(lambda: isinstance(app.screen, LogsScreen), "the Logs screen")
+        screen = app.screen
+        assert isinstance(screen, LogsScreen)
+        screen.select_service("all")
+        app.gpu_feed.show(screen)  # the sampler ticks as if a GPU chart showed
+        await until(lambda: len(screen._live) == 2, "both services stream", deadline_s=60)
+        taken = 0
+        original = screen.add_lines
+
+        def counting(lines: list[str], stamps: list[str] | None = None) -> None:
+            nonlocal taken
+            taken += len(lines)
+            original(lines, stamps)
+
+        screen.add_lines = counting  # type: ignore[method-assign]
+        rss = []
+        began = time.perf_counter()
+        expected = began
+        while time.perf_counter() - began < seconds:
+            expected += 0.01
+            await asyncio.sleep(max(0.0, expected - time.perf_counter()))
+            lags.append(max(0.0, time.perf_counter() - expected) * 1000)
+            expected = max(expected, time.perf_counter())
+            if len(lags) % 100 == 0:
+                rss.append(rss_mb(os.getpid()))
+        elapsed = time.perf_counter() - began
+        kept = len(screen.lines)
+        ticks = app.gpu_feed.ticks
+        app.gpu_feed.hide(screen)
+        await pilot.press("1")
+    limit = load_settings(home / ".env").log_buffer_lines * 2
+    return {
+        "p99": percentile(lags, 99),
+        "p50": percentile(lags, 50),
+        "rate": taken / elapsed,
+        "kept": kept,
+        "limit": limit,
+        "rss_first": rss[0] if rss else 0.0,
+        "rss_last": rss[-1] if rss else 0.0,
+        "ticks": ticks,
+    }
+
+
+def bench_flood(home: Path, seconds: float = 20.0) -> list[Result]:
+    import docker
+
+    from stack.engine.plan import LABEL_ROLE, LABEL_STACK
+    from stack.settings import load_settings
+
+    settings = load_settings(home / ".env")
+    os.environ.update(fake_nvml(home))  # for the sampler in this process (LD_ is read at start)
+    client = docker.from_env()
+    containers = []
+    try:
+        for role in ("inference", "api-gateway"):
+            containers.append(
+                client.containers.run(
+                    BUSYBOX_IMAGE,
+                    ["sh", "-c", FLOOD],
+                    name=f"{settings.stack_name}-{role}",
+                    labels={LABEL_STACK: settings.stack_name, LABEL_ROLE: role},
+                    detach=True,
+                    init=True,
+                )
+            )
+        reference = docker_logs_rate([c.id for c in containers], seconds / 2)
+        measured = asyncio.run(flood_in_app(home, seconds))
+    finally:
+        for container in containers:
+            container.remove(force=True)
+    return [
+        result(
+            "event-loop lag p99, two containers flooding, GPU sampler on",
+            [measured["p99"]],
+            "ms",
+            target="<= 50",
+            note=f"p50 {measured['p50']:.1f} ms; {measured['ticks']:.0f} GPU ticks meanwhile",
+        ),
+        result(
+            "log lines taken in per second (two flooding containers)",
+            [measured["rate"]],
+            "lines/s",
+            reference=[reference],
+            reference_name="`docker logs -f` on the same containers",
+            note="the pane drops the oldest past its buffer and says how many",
+        ),
+        result(
+            "log lines kept by the all-services pane",
+            [measured["kept"]],
+            "lines",
+            target=f"<= {measured['limit']:.0f}",
+            note=f"LOG_BUFFER_LINES per service; RSS {measured['rss_first']:.0f} → "
+            f"{measured['rss_last']:.0f} MB over the flood",
+        ),
+    ]
+
+
+def main() -> None:
+    parser = cli(__doc__.splitlines()[0])
+    parser.add_argument("--only", default="startup,idle,flood")
+    args = parser.parse_args()
+    wanted = set(args.only.split(","))
+    from tests.support.net import free_port
+
+    results: list[Result] = []
+    stack = "benchtui" + uuid.uuid4().hex[:6]
+    with stack_home(stack, free_port(), free_port()) as home:
+        if "startup" in wanted:
+            results += bench_startup(args.runs, home)
+        if "idle" in wanted:
+            results += bench_idle(home)
+        if "flood" in wanted:
+            results += bench_flood(home)
+    finish(results, args.json)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,231 @@
+"""The GPU screen and the dashboard's GPU panel, fed by the one sampler (Python fakes here;
+tests/tui/test_gpu_fake_nvml.py runs the same views on the fake NVML library in C)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from textual.content import Content
+from textual.widgets import Static
+
+from stack.gpu import GpuProcess, GpuSample
+from stack.settings import Settings, load_settings
+from tests.tui.conftest import FROZEN_CHECKS, write_env
+from tests.tui.fakes import (
+    FROZEN_GPU,
+    GIB,
+    FakeEngine,
+    FakeMetrics,
+    fake_gpu_sampler,
+    fake_services,
+    no_gpu,
+    running_stack,
+)
+from tests.tui.helpers import SIZE, go_to, live_timers, settle, text, until
+from tui.__main__ import LlmTuiApp, make_app
+from tui.screens.gpu import GpuScreen
+from tui.widgets.gpu_chart import Chart
+from tui.widgets.gpu_panel import GpuPanel
+
+pytestmark = [pytest.mark.tui, pytest.mark.anyio]
+
+INFERENCE_PID, DESKTOP_PID = 4242, 1717
+WITH_PROCESSES = replace(
+    FROZEN_GPU,
+    processes=(GpuProcess(INFERENCE_PID, int(4.1 * GIB)), GpuProcess(DESKTOP_PID, 200 * 2**20)),
+    clock_graphics_mhz=1_800,
+    clock_memory_mhz=7_001,
+    clock_graphics_max_mhz=2_505,
+)
+
+
+def gpu_app(
+    settings: Settings, *readings: list[GpuSample], engine: FakeEngine | None = None, **kw: object
+) -> LlmTuiApp:
+    """An app whose sampler answers ``readings`` one tick after another (the last repeats)."""
+    queue = list(readings)
+
+    def read() -> list[GpuSample]:
+        if len(queue) > 1:
+            return queue.pop(0)
+        return queue[0]
+
+    engine = engine or FakeEngine(statuses=running_stack())
+    metrics = FakeMetrics({"http://127.0.0.1:8001": 23.4})
+    services = fake_services(
+        FROZEN_CHECKS,
+        engine=engine,
+        gpus=read,
+        make_gpu_sampler=lambda: fake_gpu_sampler(
+            read,
+            metrics=metrics,
+            containers={INFERENCE_PID: "id-inference"},
+            **kw,  # type: ignore[arg-type]
+        ),
+    )
+    return make_app(settings, services)
+
+
+def plain(title: object) -> str:
+    """A border title as it reads (Content or str)."""
+    return Content.from_markup(str(title)).plain
+
+
+def shown(app: LlmTuiApp, selector: str) -> str:
+    return text(app.screen.query_one(selector, Static))
+
+
+def chart(app: LlmTuiApp, name: str) -> Chart:
+    return app.screen.query_one(f"#gpu-chart-{name}", Chart)
+
+
+async def test_the_gpu_screen_shows_every_metric_and_who_holds_the_vram(settings: Settings) -> None:
+    app = gpu_app(settings, [WITH_PROCESSES])
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app)
+        await go_to(app, pilot, "gpu")
+        screen = app.screen
+        assert isinstance(screen, GpuScreen)
+        await until(lambda: screen.reading is not None, "a reading")
+        await settle(app)
+        title = shown(app, "#gpu-title")
+        assert "GPU 0 RTX 4050 Laptop GPU" in title
+        assert "63%" in title and "4.3/6.0 GiB" in title and "61°C" in title
+        assert "28/80 W" in title and "1800 MHz" in title
+        usage = shown(app, "#gpu-usage")
+        assert "inference 4.10 GiB" in usage and "other process 200 MiB (1)" in usage
+        assert plain(chart(app, "util").border_title) == "Utilisation 63%"
+        assert plain(chart(app, "tokens").border_title) == "tokens/s inference"
+        assert plain(chart(app, "power").border_title) == "Power W (limit 80)"
+        assert "inference" in plain(chart(app, "mem").border_title)
+        assert chart(app, "tokens").series[0].points[-1][1] == 23.4
+        await go_to(app, pilot, "dashboard")
+
+
+async def test_a_metric_the_gpu_does_not_report_is_na_in_its_chart_only(settings: Settings) -> None:
+    quiet = replace(WITH_PROCESSES, temperature=None, power_watts=None, power_limit_watts=None)
+    app = gpu_app(settings, [quiet])
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app)
+        await go_to(app, pilot, "gpu")
+        await until(
+            lambda: isinstance(app.screen, GpuScreen) and app.screen.reading is not None,
+            "a reading",
+        )
+        await settle(app)
+        assert chart(app, "temp").empty_text == "N/A: this GPU does not report temperature"
+        assert chart(app, "power").empty_text == "N/A: this GPU does not report power"
+        assert chart(app, "util").series  # the others still chart
+        title = shown(app, "#gpu-title")
+        assert "temp N/A" in title and "power N/A" in title and "63%" in title
+        await go_to(app, pilot, "dashboard")
+
+
+async def test_a_lost_gpu_says_so_and_keeps_its_history(settings: Settings) -> None:
+    lost = GpuSample(0, FROZEN_GPU.name, 0, 0, None, None, None, None, lost=True)
+    app = gpu_app(settings, [WITH_PROCESSES], [lost])
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app)
+        await go_to(app, pilot, "gpu")
+        screen = app.screen
+        assert isinstance(screen, GpuScreen)
+        await until(lambda: screen.reading is not None and screen.reading.gpus[0].lost, "lost")
+        await settle(app)
+        usage = shown(app, "#gpu-usage")
+        assert "GPU 0 (RTX 4050 Laptop GPU) is lost" in usage
+        assert "GPU_IS_LOST" in usage and "nvidia-smi -r" in usage
+        points = chart(app, "util").series[0].points
+        values = [value for _, value in points]
+        assert values[0] == 63 and values[-1] is None  # the history stays, then a gap
+        await go_to(app, pilot, "dashboard")
+
+
+async def test_no_driver_is_one_calm_line(settings: Settings) -> None:
+    services = fake_services(FROZEN_CHECKS, gpus=no_gpu)
+    app = make_app(settings, services)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app)
+        panel = app.screen.query_one(GpuPanel)
+        assert panel.has_class("-unavailable") and not panel.query(Chart)
+        await go_to(app, pilot, "gpu")
+        await until(lambda: "No GPU reading" in shown(app, "#gpu-title"), "the reason")
+        assert "no NVIDIA driver found" in shown(app, "#gpu-title")
+        assert chart(app, "util").empty_text == "no GPU"
+        await go_to(app, pilot, "dashboard")
+
+
+async def test_wsl_says_why_vram_is_not_split_by_container(settings: Settings) -> None:
+    app = gpu_app(settings, [WITH_PROCESSES], wsl=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app)
+        await go_to(app, pilot, "gpu")
+        await until(lambda: "WSL2" in shown(app, "#gpu-usage"), "the WSL note")
+        assert "WDDM" in shown(app, "#gpu-usage")
+        await go_to(app, pilot, "dashboard")
+
+
+async def test_the_dashboard_panel_charts_util_beside_tokens(settings: Settings) -> None:
+    app = gpu_app(settings, [WITH_PROCESSES])
+    async with app.run_test(size=SIZE):
+        await settle(app)
+        panel = app.screen.query_one(GpuPanel)
+        await until(lambda: panel.reading is not None, "a reading")
+        await settle(app)
+        lines = text(panel.query_one("#gpu-lines", Static))
+        assert "util  63%" in lines and "inference 4.10 GiB" in lines
+        util, tokens = panel.query(Chart)
+        assert plain(util.border_title) == "GPU 0 util %"
+        assert plain(tokens.border_title) == "tokens/s inference"
+        assert plain(panel.border_title) == "GPU 0 RTX 4050 Laptop GPU"
+
+
+async def test_one_sampler_runs_only_while_a_gpu_view_shows(home: Path) -> None:
+    write_env(home, GPU_SAMPLE_INTERVAL="0.25")
+    app = gpu_app(load_settings(home / ".env"), [WITH_PROCESSES], engine=FakeEngine())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app)
+        feed = app.gpu_feed
+        await until(lambda: feed.ticks >= 3, "the dashboard's panel ticks")
+        (timer,) = [t for t in live_timers(app) if t.name == "gpu-tick"]
+        assert timer._interval == 0.25  # GPU_SAMPLE_INTERVAL
+        await go_to(app, pilot, "logs")  # no GPU view: the sampler stops
+        assert not feed.running
+        await settle(app)
+        assert [t for t in live_timers(app) if t.name == "gpu-tick"] == []
+        ticks = feed.ticks
+        await go_to(app, pilot, "settings")
+        await settle(app)
+        assert feed.ticks == ticks
+        await go_to(app, pilot, "gpu")  # the GPU screen starts it again
+        await until(lambda: feed.ticks > ticks, "ticks again")
+        await go_to(app, pilot, "dashboard")
+
+
+async def test_ticks_never_overlap_with_a_slow_driver(home: Path) -> None:
+    write_env(home, GPU_SAMPLE_INTERVAL="0.25")
+    release = threading.Event()
+    inside = []
+    most = [0]
+
+    def slow() -> list[GpuSample]:
+        inside.append(1)
+        most[0] = max(most[0], len(inside))
+        release.wait(timeout=30)
+        inside.pop()
+        return [WITH_PROCESSES]
+
+    app = make_app(
+        load_settings(home / ".env"),
+        fake_services(FROZEN_CHECKS, make_gpu_sampler=lambda: fake_gpu_sampler(slow)),
+    )
+    async with app.run_test(size=SIZE):
+        await until(lambda: bool(inside), "a tick is reading")
+        await settle(app, allow=("gpu-sample",))
+        assert [t for t in live_timers(app) if t.name == "gpu-tick"] == []  # none queued
+        assert len([w for w in app.workers if w.group == "gpu-sample"]) == 1
+        release.set()
+        await until(lambda: app.gpu_feed.ticks >= 3, "ticks go on")
+        assert most[0] == 1

@@ -1,0 +1,255 @@
+"""A history chart in braille dots: y labels, a time axis, one or more series.
+
+Why not a plotting library: `textual-plot` works on Textual 8.2.8 but needs numpy, whose
+import alone costs ~150 ms and ~20 MB here, more than the dashboard's whole start-up
+budget allows. This draws 2x4 dots per cell from plain lists, straight into cached
+`Strip`s: a 40x6 chart rebuilds in well under a millisecond, and only when new data lands
+or the size changes. Colours come from component classes, so every theme works.
+
+Each series is (label, points, component class); points are (time, value or None), and
+None leaves a gap. The x axis spans the last ``window_s`` seconds up to the newest point.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from rich.segment import Segment
+from rich.style import Style
+from textual.strip import Strip
+from textual.widget import Widget
+
+Points = Sequence[tuple[float, float | None]]
+WINDOW_S = 300.0
+LABEL_WIDTH = 6
+# Braille dot bits: column 0 rows 0-3, then column 1 rows 0-3 (Unicode's order).
+DOTS = ((0x01, 0x02, 0x04, 0x40), (0x08, 0x10, 0x20, 0x80))
+BRAILLE = 0x2800
+SERIES_CLASSES = ("chart--series-0", "chart--series-1", "chart--series-2")
+
+
+@dataclass(frozen=True)
+class Series:
+    label: str
+    points: Points
+    style_class: str = SERIES_CLASSES[0]
+    fill: bool = True  # an area down to zero (reads at a glance); False: a line
+
+
+def nice_ceiling(value: float) -> float:
+    """The next 1, 2 or 5 times a power of ten at or above ``value``: a readable axis top."""
+    if value <= 0:
+        return 1.0
+    power = 10 ** math.floor(math.log10(value))
+    for step in (1, 2, 5, 10):
+        if value <= step * power:
+            return float(step * power)
+    return float(10 * power)  # pragma: no cover - the loop always returns
+
+
+def short_number(value: float) -> str:
+    """Axis labels in at most five characters: ``0``, ``2.5``, ``850``, ``12k``, ``1.5M``."""
+    if value >= 1e6:
+        return f"{value / 1e6:.3g}M"
+    if value >= 1e4:
+        return f"{value / 1e3:.3g}k"
+    if value >= 100 or value == int(value):
+        return f"{value:.0f}"
+    return f"{value:.2g}"
+
+
+def time_label(seconds: float) -> str:
+    seconds = round(seconds)
+    if seconds <= 0:
+        return "now"
+    if seconds % 60 == 0:
+        return f"-{seconds // 60}m"
+    if seconds > 60:
+        return f"-{seconds / 60:.1f}m"
+    return f"-{seconds}s"
+
+
+def plot(
+    series: Sequence[Series], width: int, height: int, top: float, now: float, window: float
+) -> list[list[tuple[int, int]]]:
+    """Cells of the plot area: (braille bits, index of the series drawn last) per cell."""
+    cells = [[(0, -1) for _ in range(width)] for _ in range(height)]
+    dots_x, dots_y = width * 2, height * 4
+    start = now - window
+    for index, one in enumerate(series):
+        # The highest value that lands in each dot column: spikes stay visible.
+        columns: dict[int, float] = {}
+        for when, value in one.points:
+            if value is None or when < start:
+                continue
+            x = min(dots_x - 1, max(0, int((when - start) / window * (dots_x - 1) + 0.5)))
+            columns[x] = max(value, columns.get(x, value))
+        previous: int | None = None
+        last_x = -2
+        for x in sorted(columns):
+            fraction = min(1.0, max(0.0, columns[x] / top)) if top > 0 else 0.0
+            y = dots_y - 1 - int(fraction * (dots_y - 1) + 0.5)
+            if one.fill:
+                low, high = y, dots_y - 1
+            elif previous is None or x - last_x > 2:
+                low = high = y
+            else:  # join to the dot before, when it is next door: a line, not dots
+                low, high = sorted((y, previous))
+            for dot_y in range(low, high + 1):
+                row, column = dot_y // 4, x // 2
+                bits, _ = cells[row][column]
+                cells[row][column] = (bits | DOTS[x % 2][dot_y % 4], index)
+            previous, last_x = y, x
+    return cells
+
+
+class Chart(Widget):
+    """A braille line chart with a y axis (0…top) and a time axis (the last 5 minutes)."""
+
+    COMPONENT_CLASSES = {"chart--axis", "chart--empty", *SERIES_CLASSES}
+    DEFAULT_CSS = """
+    Chart {
+        height: 6;
+        min-height: 4;
+    }
+    Chart > .chart--axis { color: $text-muted; }
+    Chart > .chart--empty { color: $text-muted; }
+    Chart > .chart--series-0 { color: $accent; }
+    Chart > .chart--series-1 { color: $success; }
+    Chart > .chart--series-2 { color: $warning; }
+    """
+
+    def __init__(
+        self,
+        *,
+        unit: str = "",
+        top: float | None = None,
+        window_s: float = WINDOW_S,
+        format_value: Callable[[float], str] = short_number,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(id=id, classes=classes)
+        self.unit = unit
+        self.fixed_top = top
+        self.window_s = window_s
+        self.format_value = format_value
+        self.series: tuple[Series, ...] = ()
+        self.now: float | None = None
+        self.empty_text = "no readings yet"
+        self._strips: list[Strip] | None = None
+        self._built_for: tuple[int, int] = (0, 0)
+
+    def show(
+        self, series: Sequence[Series], now: float | None, *, top: float | None = None
+    ) -> None:
+        """New data: redrawn on the next refresh (and only then)."""
+        self.series = tuple(series)
+        self.now = now
+        if top is not None:
+            self.fixed_top = top
+        self._strips = None
+        self.refresh()
+
+    def show_empty(self, text: str) -> None:
+        if not self.series and self.now is None and self.empty_text == text:
+            return  # as drawn: an idle dashboard repaints nothing
+        self.series, self.now, self.empty_text = (), None, text
+        self._strips = None
+        self.refresh()
+
+    @property
+    def top(self) -> float:
+        if self.fixed_top:
+            return self.fixed_top
+        values = [v for one in self.series for _, v in one.points if v is not None]
+        return nice_ceiling(max(values, default=0.0) * 1.1)
+
+    def on_resize(self) -> None:
+        self._strips = None
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._strips = None
+
+    def render_line(self, y: int) -> Strip:
+        width, height = self.size
+        if self._strips is None or self._built_for != (width, height):
+            self._strips = self._build(width, height)
+            self._built_for = (width, height)
+        return self._strips[y] if y < len(self._strips) else Strip.blank(width)
+
+    def _build(self, width: int, height: int) -> list[Strip]:
+        base = self.rich_style
+        return [strip.apply_style(base) for strip in self._draw(width, height)]
+
+    def _draw(self, width: int, height: int) -> list[Strip]:
+        axis = self.get_component_rich_style("chart--axis")
+        plot_width = max(1, width - LABEL_WIDTH - 1)
+        plot_height = max(1, height - 1)
+        has_data = self.now is not None and any(
+            v is not None for one in self.series for _, v in one.points
+        )
+        if not has_data:
+            text = self.empty_text[:width]
+            empty = self.get_component_rich_style("chart--empty")
+            strips = [Strip.blank(width) for _ in range(height)]
+            strips[height // 2 if height > 1 else 0] = Strip(
+                [Segment(text, empty)]
+            ).extend_cell_length(width)
+            return strips
+        assert self.now is not None
+        top = self.top
+        cells = plot(self.series, plot_width, plot_height, top, self.now, self.window_s)
+        styles = [self.get_component_rich_style(one.style_class) for one in self.series]
+        labels = {0: top, plot_height // 2: top / 2, plot_height - 1: 0.0}
+        strips = []
+        for row in range(plot_height):
+            label = self.format_value(labels[row]) if row in labels else ""
+            if row == 0 and self.unit:
+                label = (
+                    f"{label}{self.unit}" if len(label) + len(self.unit) < LABEL_WIDTH else label
+                )
+            segments = [
+                Segment(
+                    f"{label:>{LABEL_WIDTH - 1}} ┤" if label else " " * (LABEL_WIDTH - 1) + " │",
+                    axis,
+                )
+            ]
+            segments.extend(self._plot_row(cells[row], styles))
+            strips.append(Strip(segments).adjust_cell_length(width))
+        strips.append(self._time_axis(width, plot_width, axis))
+        return strips[:height]
+
+    @staticmethod
+    def _plot_row(row: list[tuple[int, int]], styles: list[Style]) -> list[Segment]:
+        segments: list[Segment] = []
+        run, run_style = "", Style()
+        for bits, index in row:
+            char = chr(BRAILLE + bits) if bits else " "
+            style = styles[index] if index >= 0 else Style()
+            if style != run_style and run:
+                segments.append(Segment(run, run_style))
+                run = ""
+            run, run_style = run + char, style
+        if run:
+            segments.append(Segment(run, run_style))
+        return segments
+
+    def _time_axis(self, width: int, plot_width: int, axis: Style) -> Strip:
+        line = [" "] * (LABEL_WIDTH + plot_width)
+        line[LABEL_WIDTH - 1] = "└"
+        for offset in range(LABEL_WIDTH, LABEL_WIDTH + plot_width):
+            line[offset] = "─"
+        ticks = 3 if plot_width >= 24 else 2
+        for tick in range(ticks):
+            fraction = tick / (ticks - 1)
+            label = time_label(self.window_s * (1 - fraction))
+            at = LABEL_WIDTH + round(fraction * (plot_width - 1))
+            start = min(
+                max(LABEL_WIDTH, at - len(label) // 2), LABEL_WIDTH + plot_width - len(label)
+            )
+            line[start : start + len(label)] = list(label)
+        return Strip([Segment("".join(line), axis)]).adjust_cell_length(width)

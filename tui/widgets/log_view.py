@@ -1,0 +1,152 @@
+"""The log pane: Textual's `Log` (plain strings, batched writes) with styles laid on top.
+
+Lines stay plain text: nothing in them is ever read as markup. Colour comes from a Rich
+highlighter that styles spans of each line as it is drawn (only the lines on screen):
+llama.cpp's level letter (`I`/`W`/`E`/`D` after its uptime stamp), LiteLLM's and
+uvicorn's level words, our own notes (`── … ──`), the time column, the service column of
+the all-services view, and the current search's matches. Styles are component classes,
+so every theme works.
+
+`LogView.Scrolled` says when the pane leaves or reaches its last line: the screen turns
+following off when the user scrolls up and back on when they reach the end (End).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from rich.highlighter import Highlighter
+from rich.style import Style
+from rich.text import Text
+from textual.message import Message
+from textual.strip import Strip
+from textual.widgets import Log
+
+# llama.cpp: "0.01.249.229 I srv  llama_server: model loaded"
+LLAMA_LEVEL = re.compile(r"(?:^|\s)\d+\.\d{2}\.\d{3}\.\d{3} ([IWED]) ")
+# LiteLLM / uvicorn / Python logging: "INFO:     …", "LiteLLM Proxy:ERROR: …", "WARNING …"
+WORD_LEVEL = re.compile(r"\b(DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL|Traceback)\b")
+TIME = re.compile(r"^(?:\S+ +│ )?(\d\d:\d\d:\d\d)  ")
+ROLE = re.compile(r"^(\S+) +│ ")
+LEVELS = {
+    "E": "error",
+    "W": "warning",
+    "D": "debug",
+    "ERROR": "error",
+    "CRITICAL": "error",
+    "Traceback": "error",
+    "WARNING": "warning",
+    "WARN": "warning",
+    "DEBUG": "debug",
+}
+
+
+def level_of(line: str) -> str:
+    """error | warning | debug | "" for a log line (llama.cpp or LiteLLM style)."""
+    match = LLAMA_LEVEL.search(line)
+    if match:
+        return LEVELS.get(match.group(1), "")
+    match = WORD_LEVEL.search(line)
+    return LEVELS.get(match.group(1), "") if match else ""
+
+
+class LineStyles(Highlighter):
+    """Styles for levels, notes, columns and search matches (set by the view)."""
+
+    def __init__(self) -> None:
+        self.styles: dict[str, Style] = {}
+        self.search: re.Pattern[str] | None = None
+        self.current = -1  # the line index of the match n/N moved to
+        self.line_index = -1  # set by the view before each line is drawn
+
+    def highlight(self, text: Text) -> None:
+        plain = text.plain
+        styles = self.styles
+        if plain.startswith("── "):
+            text.stylize(styles["note"])
+        else:
+            level = level_of(plain)
+            if level:
+                text.stylize(styles[level])
+            role = ROLE.match(plain)
+            if role:
+                text.stylize(styles["role"], 0, role.end(1))
+            stamp = TIME.match(plain)
+            if stamp:
+                text.stylize(styles["time"], stamp.start(1), stamp.end(1))
+        if self.search is not None:
+            if self.line_index == self.current:
+                text.stylize(styles["current"])
+            for match in self.search.finditer(plain):
+                if match.end() > match.start():
+                    text.stylize(styles["match"], match.start(), match.end())
+
+
+class LogView(Log):
+    """A `Log` that colours levels and search matches, and says when it is scrolled up."""
+
+    COMPONENT_CLASSES = {
+        "log-view--error",
+        "log-view--warning",
+        "log-view--debug",
+        "log-view--note",
+        "log-view--time",
+        "log-view--role",
+        "log-view--match",
+        "log-view--current",
+    }
+    DEFAULT_CSS = """
+    LogView > .log-view--error { color: $text-error; }
+    LogView > .log-view--warning { color: $text-warning; }
+    LogView > .log-view--debug { color: $text-muted; }
+    LogView > .log-view--note { color: $text-muted; text-style: italic; }
+    LogView > .log-view--time { color: $text-muted; }
+    LogView > .log-view--role { color: $text-accent; text-style: bold; }
+    LogView > .log-view--match { background: $warning 60%; color: $text; text-style: bold; }
+    LogView > .log-view--current { background: $accent 25%; }
+    """
+
+    @dataclass
+    class Scrolled(Message):
+        """The pane left its last line (``at_end`` False) or reached it again."""
+
+        log: LogView
+        at_end: bool
+
+    def __init__(self, *, max_lines: int, id: str | None = None) -> None:
+        super().__init__(highlight=True, max_lines=max_lines, id=id)
+        self.line_styles = LineStyles()
+        self.highlighter = self.line_styles
+        self.at_end = True
+
+    def on_mount(self) -> None:
+        self._load_styles()
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        if self.is_mounted:
+            self._load_styles()
+
+    def _load_styles(self) -> None:
+        self.line_styles.styles = {
+            name.removeprefix("log-view--"): self.get_component_rich_style(name)
+            for name in self.COMPONENT_CLASSES
+        }
+
+    def _render_line_strip(self, y: int, rich_style: Style) -> Strip:
+        self.line_styles.line_index = y
+        return super()._render_line_strip(y, rich_style)
+
+    def set_search(self, pattern: re.Pattern[str] | None, current: int = -1) -> None:
+        self.line_styles.search = pattern
+        self.line_styles.current = current
+        self._render_line_cache.clear()
+        self.refresh()
+
+    def watch_scroll_y(self, old: float, new: float) -> None:
+        super().watch_scroll_y(old, new)
+        at_end = self.is_vertical_scroll_end
+        if at_end != self.at_end:
+            self.at_end = at_end
+            self.post_message(self.Scrolled(self, at_end))
