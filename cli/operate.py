@@ -49,6 +49,10 @@ def up(args: argparse.Namespace) -> int:
         f"stack up: {changed} started, {len(result.kept)} unchanged; "
         f"gateway {engine.settings.gateway_url}"
     )
+    if engine.remote:
+        from cli.remote import engine_line
+
+        print(engine_line(engine.settings))
     return EXIT_OK
 
 
@@ -59,10 +63,15 @@ def down(args: argparse.Namespace) -> int:
 
 
 def status(args: argparse.Namespace) -> int:
-    rows = _engine(args).status()
+    engine = _engine(args)
+    rows = engine.status()
     if args.json:
         print(json.dumps([row.as_dict() for row in rows], indent=2))
         return EXIT_OK
+    if engine.remote:
+        from cli.remote import engine_line
+
+        print(engine_line(engine.settings))
     for row in rows:
         health = f" ({row.health})" if row.health else ""
         extra = []
@@ -110,20 +119,23 @@ def logs(args: argparse.Namespace) -> int:
 
 
 def chat(args: argparse.Namespace) -> int:
+    from cli.remote import gateway_reachable
     from stack.chat import stream_chat
     from stack.settings import load_settings
 
     settings = load_settings(args.env_file)
     messages = [{"role": "user", "content": args.prompt}]
-    for delta in stream_chat(
-        settings.gateway_url.replace("localhost", "127.0.0.1"),
-        settings.litellm_master_key,
-        messages,
-        model=args.model,
-        max_tokens=args.max_tokens,
-    ):
-        sys.stdout.write(delta.text)
-        sys.stdout.flush()
+    # A remote engine's gateway through an SSH forward when it needs one.
+    with gateway_reachable(settings) as base_url:
+        for delta in stream_chat(
+            base_url,
+            settings.litellm_master_key,
+            messages,
+            model=args.model,
+            max_tokens=args.max_tokens,
+        ):
+            sys.stdout.write(delta.text)
+            sys.stdout.flush()
     sys.stdout.write("\n")
     return EXIT_OK
 

@@ -60,7 +60,8 @@ def _service(spec: ServiceSpec, network: str, stack: str) -> dict[str, Any]:
 
 
 def build_compose(settings: Settings, *, engine_has_nvidia: bool = True) -> dict[str, Any]:
-    specs = plan_services(settings, engine_has_nvidia=engine_has_nvidia)
+    # Always this machine's files: the compose file mounts them where it is run.
+    specs = plan_services(settings, engine_has_nvidia=engine_has_nvidia, remote=False)
     network = settings.stack_name
     services = {spec.role: _service(spec, network, settings.stack_name) for spec in specs}
     inference_roles = [spec.role for spec in specs if spec.role != "api-gateway"]

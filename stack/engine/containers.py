@@ -13,10 +13,13 @@ if TYPE_CHECKING:
     from docker.models.containers import Container
 
 
-def create_and_start(client: docker.DockerClient, spec: ServiceSpec, stack_name: str) -> Container:
+def create_and_start(
+    client: docker.DockerClient, spec: ServiceSpec, stack_name: str, host_label: str = ""
+) -> Container:
     """Create the container ``spec`` describes on the stack network and start it.
 
-    A start that fails (no GPU runtime, a taken port) leaves nothing behind.
+    A start that fails (no GPU runtime, a taken port) leaves nothing behind. ``host_label``
+    names a remote engine's host in the errors ("gpu-box over ssh").
     """
     from docker.errors import APIError
     from docker.types import DeviceRequest
@@ -49,12 +52,38 @@ def create_and_start(client: docker.DockerClient, spec: ServiceSpec, stack_name:
     except APIError as exc:
         raise explain_api_error(exc, image=spec.image, spec=spec) from None
     try:
+        if spec.files:
+            put_files(container, spec.files)
         container.start()
     except APIError as exc:
         # A failed start (no GPU runtime, port taken) leaves it in `created`: remove it.
         container.remove(force=True)
-        raise explain_api_error(exc, image=spec.image, spec=spec) from None
+        raise explain_api_error(exc, image=spec.image, spec=spec, host=host_label) from None
+    except BaseException:
+        container.remove(force=True)
+        raise
     return container
+
+
+def put_files(container: Container, files: tuple[tuple[str, str], ...]) -> None:
+    """Write each (absolute path, text) into ``container`` (created, not yet started)."""
+    container.put_archive("/", tar_of({path.lstrip("/"): text.encode() for path, text in files}))
+
+
+def tar_of(files: dict[str, bytes], mode: int = 0o644) -> bytes:
+    """A tar archive (gzip) holding ``files`` (relative path -> bytes), folders implied."""
+    import io
+    import tarfile
+    import time
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=1) as archive:
+        now = time.time()
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), mode, now
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
 
 
 def remove_container(container: Container, timeout: int = 10) -> None:

@@ -7,6 +7,7 @@ Blocking calls throughout: the TUI runs them in thread workers, the CLI directly
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -14,23 +15,25 @@ from typing import TYPE_CHECKING
 
 from stack.cancel import CancelToken
 from stack.engine import plan as svc
-from stack.engine.connection import connect
+from stack.engine.connection import client_is_alive, connect, endpoint_of
 from stack.engine.containers import check_ports_free, create_and_start, remove_container
 from stack.engine.errors import (
     EngineError,
-    api_error_text,
     explain_api_error,
     foreign_container_error,
-    model_problem,
 )
-from stack.engine.events import EventStream, StackEvent
+from stack.engine.events import EventStream, StackEvent, open_events
+from stack.engine.forward import KeptForward
 from stack.engine.gateway import write_config
 from stack.engine.health import (
     GATEWAY_TIMEOUT_S,
     gateway_base,
     inference_url,
+    wait_until_engine_says_healthy,
     wait_until_healthy,
 )
+from stack.engine.network import ensure_network
+from stack.engine.network import remove_network as remove_stack_network
 from stack.engine.plan import ServiceSpec, plan_services
 from stack.engine.pull import ensure_image
 from stack.engine.status import ServiceStatus, status_of
@@ -40,6 +43,11 @@ from stack.settings import Settings
 if TYPE_CHECKING:
     import docker
     from docker.models.containers import Container
+
+    from stack.engine.endpoint import Endpoint
+    from stack.engine.errors import ModelProblem
+    from stack.engine.forward import GatewayForward
+    from stack.engine.remote_models import RemoteModels
 
 Progress = Callable[[str], None]
 
@@ -61,25 +69,91 @@ def _noop(_: str) -> None:
 
 
 class Engine:
-    """Operations on one stack. ``client`` may be injected (tests, a shared client)."""
+    """Operations on one stack. ``client`` may be injected (tests, a shared client).
 
-    def __init__(self, settings: Settings, client: docker.DockerClient | None = None) -> None:
+    On a remote engine (``settings.engine_remote``: ssh://, tcp:// with TLS, a context) the
+    models live on its host, the gateway's config is put into its container, health comes
+    from the engine's healthchecks, and with ``forward`` (the dashboard) the gateway is
+    kept reachable here through an SSH forward while the stack runs. A dropped SSH
+    connection is replaced on the next call.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        client: docker.DockerClient | None = None,
+        *,
+        forward: bool = False,
+    ) -> None:
         self.settings = settings
         self._client = client
         self._nvidia: bool | None = None
+        self._forward_wanted = forward
+        self._kept = KeptForward()
 
     # --- connection --------------------------------------------------------------------
 
     @property
     def client(self) -> docker.DockerClient:
+        if self._client is not None and not client_is_alive(self._client):
+            # docker[ssh] never reconnects a dropped SSH connection: a new client does.
+            endpoint = endpoint_of(self._client)
+            self._close_client()
+            self._client = connect(endpoint=endpoint)
         if self._client is None:
             self._client = connect()
         return self._client
 
+    @property
+    def remote(self) -> bool:
+        return self.settings.engine_remote
+
+    @property
+    def endpoint(self) -> Endpoint:
+        from stack.engine.endpoint import resolve_endpoint
+
+        return endpoint_of(self._client) if self._client is not None else resolve_endpoint()
+
+    @property
+    def host_label(self) -> str:
+        """The remote host, for messages ("gpu-box over ssh"); "" for a local engine."""
+        return self.endpoint.label if self.remote else ""
+
+    def models(self) -> RemoteModels:
+        """The models on the remote host."""
+        from stack.engine.remote_models import RemoteModels
+
+        return RemoteModels(self.client, self.settings)
+
+    def model_problem(self, model: str) -> ModelProblem | None:
+        """Why ``model`` cannot be served, checked where the models live."""
+        from stack.engine.remote_models import model_problems
+
+        return model_problems(self.settings, [model], self.client if self.remote else None)[model]
+
+    def _close_client(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):  # its connection is gone already
+                client.close()
+
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        self.close_forward()
+        self._close_client()
+
+    # --- reaching the gateway ----------------------------------------------------------
+
+    def ensure_forward(self) -> GatewayForward | None:
+        """Keep the gateway reachable here (remote ssh engine, loopback BIND_ADDRESS)."""
+        return self._kept.ensure(self.settings, self.endpoint)
+
+    @property
+    def forward_problem(self) -> str:
+        """Why the gateway forward is not open, when it is not."""
+        return self._kept.problem
+
+    def close_forward(self) -> None:
+        self._kept.close()
 
     def has_nvidia_runtime(self) -> bool:
         """Asked once per engine: `status` plans on every poll and runtimes rarely change."""
@@ -115,13 +189,36 @@ class Engine:
         return container
 
     def _our_containers(self) -> list[Container]:
+        """The stack's containers; a remote host's short-lived helpers (a download running,
+        a library scan) are not part of it, and `up`/`down` leave them alone."""
         label = f"{svc.LABEL_STACK}={self.settings.stack_name}"
-        return list(self.client.containers.list(all=True, filters={"label": label}))
+        # ignore_removed: one removed between the listing and its inspect (a helper that
+        # finished, a `down` running) is simply gone, not an error.
+        found = self.client.containers.list(all=True, filters={"label": label}, ignore_removed=True)
+        return [c for c in found if (c.labels or {}).get(svc.LABEL_ROLE) != svc.HELPER]
 
     # --- preconditions -----------------------------------------------------------------
 
+    def ensure_master_key(self, progress: Progress = _noop) -> None:
+        """A gateway without a key refuses to start (and should): make one, as a first run does.
+
+        A hand-written `.env` may lack LITELLM_MASTER_KEY; it is generated and written there
+        (the file is then made private), and ``self.settings`` is the new settings.
+        """
+        if self.settings.litellm_master_key:
+            return
+        from stack.settings import envfile, set_setting
+
+        self.settings = set_setting(
+            self.settings, "LITELLM_MASTER_KEY", envfile.generate_master_key()
+        )
+        progress(
+            f"generated a LITELLM_MASTER_KEY in {self.settings.env_file.name} (the gateway's key; "
+            "`llm-tui config get LITELLM_MASTER_KEY --show-secrets` shows it)"
+        )
+
     def check_ready(self) -> None:
-        """Refuse to start with invalid settings or unusable model files."""
+        """Refuse to start with invalid settings or unusable model files (where they live)."""
         settings = self.settings
         if settings.problems:
             raise EngineError(
@@ -133,41 +230,25 @@ class Engine:
                 "no model chosen (CHAT_MODEL is empty)",
                 fix="pick one in the Models screen or `llm-tui config set CHAT_MODEL FILE.gguf`",
             )
-        for key, model in (
-            ("CHAT_MODEL", settings.chat_model),
-            ("CODE_MODEL", settings.code_model),
-        ):
-            if model:
-                problem = model_problem(settings.models_dir, model)
-                if problem:
-                    raise EngineError(f"{key}={model}: {problem.message}", fix=problem.fix)
+        wanted = [
+            (key, model)
+            for key, model in (
+                ("CHAT_MODEL", settings.chat_model),
+                ("CODE_MODEL", settings.code_model),
+            )
+            if model
+        ]
+        from stack.engine.remote_models import model_problems
+
+        client = self.client if self.remote else None
+        problems = model_problems(settings, [model for _, model in wanted], client)
+        for key, model in wanted:
+            problem = problems[model]
+            if problem:
+                raise EngineError(f"{key}={model}: {problem.message}", fix=problem.fix)
 
     def ensure_network(self) -> None:
-        from docker.errors import APIError, NotFound
-
-        name = self.settings.stack_name
-        try:
-            network = self.client.networks.get(name)
-        except NotFound:
-            try:
-                self.client.networks.create(
-                    name,
-                    driver="bridge",
-                    labels={svc.LABEL_STACK: name, svc.LABEL_ROLE: "network"},
-                )
-            except APIError as exc:
-                raise EngineError(
-                    f"the Docker Engine could not create the network {name!r}: "
-                    f"{api_error_text(exc)}",
-                    fix="free an address pool (`docker network prune` removes unused "
-                    "networks) or set STACK_NAME to another name",
-                ) from None
-            return
-        if (network.attrs.get("Labels") or {}).get(svc.LABEL_STACK) != name:
-            raise EngineError(
-                f"a Docker network named {name!r} exists but was not created by llm-tui",
-                fix="remove or rename it, or set STACK_NAME to another name",
-            )
+        ensure_network(self.client, self.settings.stack_name)
 
     def ensure_image(
         self, image: str, progress: Progress = _noop, *, cancel: CancelToken | None = None
@@ -189,6 +270,7 @@ class Engine:
         from docker.errors import APIError
 
         self.check_ready()
+        self.ensure_master_key(progress)
         specs = self.plan()
         write_config(self.settings)
         planned_names = {spec.name for spec in specs}
@@ -222,13 +304,21 @@ class Engine:
             else:
                 created.append(spec.name)
             self.ensure_image(spec.image, progress, cancel=cancel)
-            check_ports_free(spec)
+            self.check_ports(spec)
             progress(f"starting {spec.name}")
-            create_and_start(self.client, spec, self.settings.stack_name)
+            self.create(spec)
         if wait:
             for spec in specs:
                 self.wait_ready(spec, progress=progress, timeout=timeout, cancel=cancel)
         return UpResult(tuple(created), tuple(kept), tuple(recreated))
+
+    def check_ports(self, spec: ServiceSpec) -> None:
+        """Ports this machine would publish must be free (a remote engine checks its own)."""
+        if not self.remote:
+            check_ports_free(spec)
+
+    def create(self, spec: ServiceSpec) -> Container:
+        return create_and_start(self.client, spec, self.settings.stack_name, self.host_label)
 
     def down(
         self,
@@ -248,35 +338,8 @@ class Engine:
             remove_container(container)
             removed.append(container.name or "")
         if remove_network:
-            self._remove_network()
+            remove_stack_network(self.client, self.settings.stack_name)
         return removed
-
-    def _remove_network(self) -> None:
-        from docker.errors import APIError, NotFound
-
-        name = self.settings.stack_name
-        try:
-            network = self.client.networks.get(name)
-            if (network.attrs.get("Labels") or {}).get(svc.LABEL_STACK) == name:
-                network.remove()
-        except NotFound:
-            pass
-        except APIError as exc:
-            network.reload()
-            attached = sorted(
-                str(c.get("Name", "?")) for c in (network.attrs.get("Containers") or {}).values()
-            )
-            if attached:
-                raise EngineError(
-                    f"the network {name!r} was kept: containers that are not llm-tui's are "
-                    f"still attached ({', '.join(attached)})",
-                    fix="disconnect them (`docker network disconnect "
-                    f"{name} <container>`) and run `llm-tui down --network` again",
-                ) from None
-            raise EngineError(
-                f"the Docker Engine could not remove the network {name!r}: {api_error_text(exc)}",
-                fix="retry, or remove it yourself (`docker network rm " + name + "`)",
-            ) from None
 
     def restart(
         self,
@@ -323,6 +386,13 @@ class Engine:
         ``cancel`` stops the wait within one poll (a model load can take minutes).
         """
         timeout = float(self.settings.load_timeout) if timeout is None else timeout
+        if self.remote:
+            if spec.role == svc.GATEWAY:
+                timeout = min(timeout, GATEWAY_TIMEOUT_S)
+            wait_until_engine_says_healthy(
+                spec, find=self.find, timeout=timeout, progress=progress, cancel=cancel
+            )
+            return
         if spec.role == svc.GATEWAY:
             url = gateway_base(self.settings) + "/health/liveliness"
             timeout = min(timeout, GATEWAY_TIMEOUT_S)
@@ -335,6 +405,8 @@ class Engine:
     # --- status ------------------------------------------------------------------------
 
     def status(self) -> list[ServiceStatus]:
+        if self._forward_wanted:
+            self.ensure_forward()
         now = datetime.now(UTC)
         by_name = {c.name: c for c in self._our_containers()}
         result = []
@@ -395,9 +467,4 @@ class Engine:
 
     def events(self, *, since: datetime | None = None) -> EventStream:
         """Our containers' events (start, die with exit code, oom, health changes)."""
-        stream = self.client.events(
-            decode=True,
-            since=since,
-            filters={"type": "container", "label": f"{svc.LABEL_STACK}={self.settings.stack_name}"},
-        )
-        return EventStream(stream)
+        return open_events(self.client, self.settings.stack_name, since)

@@ -67,18 +67,23 @@ def api_error_text(exc: Exception) -> str:
 
 
 def explain_api_error(
-    exc: Exception, *, image: str = "", spec: ServiceSpec | None = None
+    exc: Exception, *, image: str = "", spec: ServiceSpec | None = None, host: str = ""
 ) -> EngineError:
-    """Turn a docker APIError/ImageNotFound into an answer a user can act on."""
+    """Turn a docker APIError/ImageNotFound into an answer a user can act on.
+
+    ``host`` names a remote engine ("gpu-box over ssh"): the fixes then happen there.
+    """
     text = str(getattr(exc, "explanation", None) or exc)
     lower = text.lower()
     name = spec.name if spec is not None else "the container"
     if "could not select device driver" in lower and "gpu" in lower:
+        engine = f"the Docker Engine on {host}" if host else "the Docker Engine"
+        there = " on that host" if host else ""
         return EngineError(
-            "the Docker Engine has no NVIDIA container runtime, so it cannot give "
-            f"{name} a GPU (nvidia-container-toolkit is missing)",
-            fix="install nvidia-container-toolkit and restart Docker (Docker Desktop: enable "
-            "the WSL2 GPU support), or `llm-tui config set GPU none` to run on the CPU",
+            f"{engine} has no NVIDIA container runtime, so it cannot give "
+            f"{name} a GPU (nvidia-container-toolkit is missing{there})",
+            fix=f"install nvidia-container-toolkit{there} and restart Docker (Docker Desktop: "
+            "enable the WSL2 GPU support), or `llm-tui config set GPU none` to run on the CPU",
         )
     if "address already in use" in lower or "port is already allocated" in lower:
         port = _port_in(text) or (spec.ports[0][2] if spec and spec.ports else "?")

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from docker.models.containers import Container
 
 HEALTH_POLL_S = 0.1
+ENGINE_HEALTH_POLL_S = 0.25  # each poll is a request to a remote engine
 GATEWAY_TIMEOUT_S = 120.0
 
 
@@ -84,6 +85,46 @@ def wait_until_healthy(
                     fix=f"look at its logs (`llm-tui logs {spec.role}`)",
                 )
             cancellable_sleep(cancel, HEALTH_POLL_S, f"waiting for {spec.name}")
+
+
+def wait_until_engine_says_healthy(
+    spec: ServiceSpec,
+    *,
+    find: Callable[[str], Container | None],
+    timeout: float,
+    progress: Callable[[str], None],
+    cancel: CancelToken | None = None,
+) -> None:
+    """Wait for the container's own healthcheck (a remote engine: its ports are there).
+
+    This machine cannot reach a remote host's loopback ports or its container network, so
+    the engine's healthcheck (every 2 s, see `plan`) is the answer; a container that stops
+    meanwhile fails the wait at once, as locally.
+    """
+    deadline = time.monotonic() + timeout
+    last_state = ""
+    while True:
+        container = find(spec.name)
+        if container is None:
+            raise EngineError(f"{spec.name} disappeared while starting")
+        if container.status not in ("running", "created"):
+            raise died_error(container)
+        health = (container.attrs.get("State", {}).get("Health") or {}).get("Status", "")
+        if health == "healthy" or (not health and spec.healthcheck is None):
+            progress(f"{spec.name} ready")
+            return
+        state = "loading model" if spec.role != "api-gateway" else "starting"
+        if health == "unhealthy":
+            state = "not answering its healthcheck yet"
+        if state != last_state:
+            progress(f"{spec.name}: {state}")
+            last_state = state
+        if time.monotonic() > deadline:
+            raise EngineError(
+                f"{spec.name} was not ready after {timeout:.0f} s",
+                fix=f"look at its logs (`llm-tui logs {spec.role}`)",
+            )
+        cancellable_sleep(cancel, ENGINE_HEALTH_POLL_S, f"waiting for {spec.name}")
 
 
 def died_error(container: Container) -> EngineError:

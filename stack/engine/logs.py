@@ -1,19 +1,25 @@
 """Container logs as clean lines: buffered across chunks, decoded safely, escapes stripped.
 
 Docker's log stream arrives in chunks that are not line-aligned; a line may also be split
-inside a multi-byte UTF-8 character. `LineSplitter` reassembles lines; `follow_logs` wraps
-the SDK stream so another thread can cancel it with `close()`.
+inside a multi-byte UTF-8 character. `LineSplitter` reassembles lines; `LogFollower` wraps
+the stream (`stack.engine.log_stream`) so another thread can cancel it with `close()`, and
+goes on after a dropped connection to a remote engine.
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
-import socket
-import struct
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple
+
+# Re-exported: the byte-level readers are part of what this module offers.
+from stack.engine.log_stream import close_stream as close_stream
+from stack.engine.log_stream import dechunk as dechunk
+from stack.engine.log_stream import demultiplex as demultiplex
+from stack.engine.log_stream import stream_logs
 
 # CSI/OSC and other terminal escape sequences: log text is shown as plain text, never as
 # instructions to the user's terminal.
@@ -22,7 +28,6 @@ _ESCAPES = re.compile(
     rb"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\\\)"  # OSC ... BEL or ST
     rb"|\x1b[@-Z\\\\-_]"  # other two-byte escapes
 )
-_FRAME_SIZE = struct.Struct(">L")
 # C0 controls but tab, DEL, and the C1 range (U+0080-U+009F: 8-bit CSI, OSC, … which some
 # terminals obey): none of them is text.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -133,145 +138,29 @@ def split_lines(chunks: Iterable[bytes], *, timestamps: bool = False) -> Iterato
         yield from batch
 
 
-def dechunk(read: Callable[[], bytes]) -> Iterator[bytes]:
-    """HTTP/1.1 chunked transfer decoding over a byte source, one batch per read.
-
-    The engine flushes every log line as its own HTTP chunk; decoding whole reads at
-    once (instead of one socket read per chunk) is what makes log following fast.
-    """
-    buffer = b""
-    while True:
-        data = read()
-        if not data:
-            return
-        buffer += data
-        pieces: list[bytes] = []
-        offset = 0
-        while True:
-            end = buffer.find(b"\r\n", offset)
-            if end < 0:
-                break
-            size = int(buffer[offset:end].split(b";", 1)[0] or b"0", 16)
-            if size == 0:
-                if pieces:
-                    yield b"".join(pieces)
-                return
-            start = end + 2
-            if len(buffer) < start + size + 2:
-                break
-            pieces.append(buffer[start : start + size])
-            offset = start + size + 2
-        buffer = buffer[offset:]
-        if pieces:
-            yield b"".join(pieces)
+RECONNECT_WINDOW_S = 60.0  # how long a dropped connection is retried before giving up
+RECONNECT_PAUSE_S = 0.5
 
 
-def demultiplex(blocks: Iterable[bytes]) -> Iterator[bytes]:
-    """Docker's stdout/stderr frames (8-byte header: stream, size) → payload bytes."""
-    buffer = b""
-    for block in blocks:
-        buffer += block
-        payloads: list[bytes] = []
-        offset = 0
-        while len(buffer) - offset >= 8:
-            (size,) = _FRAME_SIZE.unpack_from(buffer, offset + 4)
-            if len(buffer) - offset - 8 < size:
-                break
-            payloads.append(buffer[offset + 8 : offset + 8 + size])
-            offset += 8 + size
-        buffer = buffer[offset:]
-        if payloads:
-            yield b"".join(payloads)
+def since_value(stamp: str) -> str:
+    """An RFC 3339 timestamp from the engine as the ``since`` it accepts ("secs.nanos")."""
+    from datetime import datetime
 
-
-def _stream_logs(
-    container: Any, params: dict[str, Any]
-) -> tuple[Iterator[bytes], Callable[[], None]]:
-    """Raw log bytes of ``container`` and a function that cancels the stream.
-
-    Reads the engine's response directly (3x faster than the SDK's one-read-per-frame
-    loop) where the transport's file object has ``read1`` (unix sockets, TCP, TLS); over
-    SSH (paramiko) or if the SDK's internals ever change, uses the SDK's public stream.
-    """
-    fast = _stream_logs_fast(container, params)
-    if fast is not None:
-        return fast
-    stream = container.logs(
-        stream=True,
-        follow=bool(params["follow"]),
-        timestamps=bool(params["timestamps"]),
-        tail=params["tail"],
-        since=params.get("since"),
-    )
-    return iter(stream), lambda: close_stream(stream)
-
-
-def close_stream(stream: Any) -> None:
-    """Close an SDK `CancellableStream` from another thread, on every transport.
-
-    The SDK refuses to close streams over SSH; closing the paramiko channel under the
-    response ends the blocked read just the same.
-    """
-    try:
-        stream.close()
-        return
-    except Exception:
-        pass
-    response = getattr(stream, "_response", None)
-    reader = getattr(getattr(getattr(response, "raw", None), "_fp", None), "fp", None)
-    channel = getattr(reader, "channel", None)
-    if channel is not None:
-        with contextlib.suppress(Exception):
-            channel.close()
-    if response is not None:
-        with contextlib.suppress(Exception):
-            response.close()
-
-
-def _stream_logs_fast(
-    container: Any, params: dict[str, Any]
-) -> tuple[Iterator[bytes], Callable[[], None]] | None:
-    """The direct reader, or None where the transport has no ``read1`` (nothing is leaked)."""
-    api = container.client.api
-    try:
-        url = api._url("/containers/{0}/logs", container.id)
-        response = api._get(url, params=params, stream=True)
-    except AttributeError:
-        return None
-    try:
-        api._raise_for_status(response)
-        reader = response.raw._fp.fp  # the buffered socket file, positioned after the headers
-        read1 = reader.read1
-        sock = api._get_raw_response_socket(response)
-    except AttributeError:
-        response.close()
-        return None
-    except BaseException:
-        response.close()
-        raise
-    api._disable_socket_timeout(sock)
-
-    def read() -> bytes:
-        data: bytes = read1(1 << 16)
-        return data
-
-    chunked = response.headers.get("Transfer-Encoding", "").lower() == "chunked"
-    body = dechunk(read) if chunked else iter(read, b"")
-    tty = bool(container.attrs.get("Config", {}).get("Tty"))
-
-    def cancel() -> None:
-        # Shut the socket down first: closing the buffered reader waits for its lock, which
-        # a thread blocked in read1() on a quiet container holds until the next line.
-        raw = getattr(sock, "_sock", sock)
-        with contextlib.suppress(OSError):
-            raw.shutdown(socket.SHUT_RDWR)
-        response.close()
-
-    return (body if tty else demultiplex(body)), cancel
+    main, _, rest = stamp.rstrip("Z").partition(".")
+    digits = "".join(ch for ch in rest if ch.isdigit())[:9].ljust(9, "0")
+    seconds = int(datetime.fromisoformat(main + "+00:00").timestamp())
+    return f"{seconds}.{digits}"
 
 
 class LogFollower:
-    """Iterate a container's log lines; ``close()`` from any thread stops the iteration."""
+    """Iterate a container's log lines; ``close()`` from any thread stops the iteration.
+
+    On an engine reached over the network (ssh://, tcp://) a stream can also end because
+    the connection dropped while the container kept running. Then the follower connects
+    again (``reconnect``, by default a new client for the same engine) and goes on from
+    the last line it gave, with nothing lost or repeated; it gives up with an
+    `EngineUnavailable` after `RECONNECT_WINDOW_S` of failed tries.
+    """
 
     def __init__(
         self,
@@ -281,30 +170,141 @@ class LogFollower:
         tail: int | str = "all",
         since: Any = None,
         timestamps: bool = True,
+        reconnect: Callable[[], Any] | None = None,
     ) -> None:
+        self.container = container
+        self._follow = follow
+        self._timestamps = timestamps
+        self._closed = threading.Event()
+        self._lock = threading.Lock()
+        self._reconnect = reconnect
+        self._own_client: Any = None
+        self._resumable = follow and (reconnect is not None or _networked(container))
+        # Timestamps are asked for whenever a resume may be needed: they say where to go on.
+        self._stamped = timestamps or self._resumable
+        self._last = ""  # the timestamp of the last line given
+        self._at_last = 0  # lines given with that timestamp
         params: dict[str, Any] = {
             "stdout": 1,
             "stderr": 1,
             "follow": int(follow),
-            "timestamps": int(timestamps),
+            "timestamps": int(self._stamped),
             "tail": tail,
         }
         if since is not None:
             params["since"] = int(since.timestamp()) if hasattr(since, "timestamp") else since
-        self._chunks, self._cancel = _stream_logs(container, params)
-        self._timestamps = timestamps
-        self._closed = threading.Event()
+        self._params = params
+        self._chunks, self._cancel = stream_logs(container, params)
 
     def batches(self) -> Iterator[list[LogLine]]:
         """Lines in batches as they arrive; ends when the container stops or on close()."""
-        try:
-            for batch in split_batches(self._chunks, timestamps=self._timestamps):
+        skip: tuple[str, int] | None = None
+        while True:
+            try:
+                for batch in split_batches(self._chunks, timestamps=self._stamped):
+                    if self._closed.is_set():
+                        return
+                    if skip is not None:
+                        batch, skip = _after(batch, skip)
+                    out = self._note(batch)
+                    if out:
+                        yield out
+            except Exception:
                 if self._closed.is_set():
                     return
-                yield batch
-        except Exception:
-            if not self._closed.is_set():
+                if not self._resumable:
+                    raise
+            else:
+                # A clean end is the container stopping, except over SSH, where a dropped
+                # connection ends the SDK's stream quietly too: its transport says which.
+                if self._closed.is_set() or not self._resumable or not self._dropped():
+                    return
+            if self._closed.is_set() or not self._resume():
+                return
+            skip = (self._last, self._at_last)
+
+    def _note(self, batch: list[LogLine]) -> list[LogLine]:
+        if self._stamped and batch:
+            last = batch[-1].timestamp
+            same = 0
+            for line in reversed(batch):
+                if line.timestamp != last:
+                    break
+                same += 1
+            if last == self._last:
+                self._at_last += same
+            elif last:
+                self._last, self._at_last = last, same
+        if self._stamped and not self._timestamps:
+            return [LogLine(line.text) for line in batch]
+        return batch
+
+    def _dropped(self) -> bool:
+        from stack.engine.connection import client_is_alive
+
+        client = getattr(self.container, "client", None)
+        return client is not None and not client_is_alive(client)
+
+    def _resume(self) -> bool:
+        """After the stream ended: True when it was re-opened (the container still runs)."""
+        from stack.engine.connection import EngineUnavailable
+
+        deadline = time.monotonic() + RECONNECT_WINDOW_S
+        problem: Exception | None = None
+        while not self._closed.is_set():
+            try:
+                container = self._fresh_container()
+                if container.status not in ("running", "restarting", "paused"):
+                    # It stopped: what it wrote after our last line, then the end.
+                    self._reopen(container, follow=False)
+                    self._resumable = False
+                    return True
+                self._reopen(container, follow=True)
+                return True
+            except Exception as exc:
+                problem = exc
+                if _gone(exc):
+                    return False
+                if not _connection_trouble(exc):
+                    raise
+            if time.monotonic() > deadline:
+                name = getattr(self.container, "name", "the container")
+                raise EngineUnavailable(
+                    f"lost the connection to the engine while following {name}'s logs "
+                    f"and could not reconnect for {RECONNECT_WINDOW_S:.0f} s ({problem})",
+                    fix="check the network and the host; `llm-tui logs -f` goes on from there",
+                ) from None
+            self._closed.wait(RECONNECT_PAUSE_S)
+        return False
+
+    def _fresh_container(self) -> Any:
+        try:
+            self.container.reload()  # the same client still works (a quiet end)
+            return self.container
+        except Exception as exc:
+            if _gone(exc):
                 raise
+        if self._reconnect is not None:
+            container = self._reconnect()
+        else:
+            from stack.engine.connection import connect, endpoint_of
+
+            if self._own_client is not None:
+                with contextlib.suppress(Exception):
+                    self._own_client.close()
+            self._own_client = connect(endpoint=endpoint_of(self.container.client))
+            container = self._own_client.containers.get(self.container.id)
+        self.container = container
+        return container
+
+    def _reopen(self, container: Any, *, follow: bool) -> None:
+        params = {**self._params, "follow": int(follow), "tail": "all"}
+        if self._last:
+            params["since"] = since_value(self._last)
+        with self._lock:
+            if self._closed.is_set():
+                raise RuntimeError("closed")
+            self._chunks, self._cancel = stream_logs(container, params)
 
     def __iter__(self) -> Iterator[LogLine]:
         for batch in self.batches():
@@ -312,4 +312,66 @@ class LogFollower:
 
     def close(self) -> None:
         self._closed.set()
-        self._cancel()
+        with self._lock:
+            cancel = self._cancel
+        cancel()
+        if self._own_client is not None:
+            with contextlib.suppress(Exception):
+                self._own_client.close()
+
+
+def _after(
+    batch: list[LogLine], seen: tuple[str, int]
+) -> tuple[list[LogLine], tuple[str, int] | None]:
+    """``batch`` without what was given before a resume: lines older than the last one,
+    and as many as were given with its timestamp. None once past it.
+    """
+    last, count = seen
+    limit = _stamp_key(last)
+    for index, line in enumerate(batch):
+        key = _stamp_key(line.timestamp)
+        if key < limit:
+            continue
+        if key == limit and count > 0:
+            count -= 1
+            continue
+        return batch[index:], None
+    return [], (last, count)
+
+
+def _stamp_key(stamp: str) -> tuple[int, int]:
+    """A timestamp as numbers (the engine trims trailing zeros, so text does not sort)."""
+    try:
+        seconds, _, nanos = since_value(stamp).partition(".")
+        return int(seconds), int(nanos)
+    except ValueError:
+        return (0, 0)
+
+
+def _networked(container: Any) -> bool:
+    """Whether ``container`` is reached over a network (a connection that can drop)."""
+    from stack.engine.connection import endpoint_of
+
+    client = getattr(container, "client", None)
+    if client is None or getattr(client, "llm_tui_endpoint", None) is None:
+        api = getattr(client, "api", None)
+        url = str(getattr(api, "base_url", ""))
+        return url.startswith(("http+docker://ssh", "https://", "http://")) and not url.startswith(
+            "http+docker://localhost"
+        )
+    return endpoint_of(client).transport in ("ssh", "tls", "tcp")
+
+
+def _connection_trouble(exc: BaseException) -> bool:
+    """A failure of the link to the engine (worth a retry), not of our own code."""
+    names = {f"{cls.__module__}.{cls.__name__}" for cls in type(exc).__mro__}
+    return isinstance(exc, OSError | EOFError) or any(
+        name.startswith(("requests.", "urllib3.", "paramiko.", "docker.errors."))
+        or name == "stack.engine.connection.EngineUnavailable"
+        for name in names
+    )
+
+
+def _gone(exc: Exception) -> bool:
+    """The container itself is gone (removed): nothing to follow any more."""
+    return type(exc).__name__ == "NotFound"

@@ -36,9 +36,12 @@ INFERENCE = "inference"
 INFERENCE_CODE = "inference-code"
 GATEWAY = "api-gateway"
 ROLES = (INFERENCE, INFERENCE_CODE, GATEWAY)
+HELPER = "helper"  # a short-lived container on a remote engine's host (stack.engine.helper)
 
 CONTAINER_MODELS_DIR = "/models"
 GATEWAY_CONFIG_IN_CONTAINER = "/app/config.yaml"
+# On a remote engine the models live in this volume on its host (or REMOTE_MODELS_DIR).
+MODELS_VOLUME_SUFFIX = "-models"
 # Big models take minutes to load: failures inside this window don't count.
 HEALTH_START_PERIOD_S = 600
 SECOND_NS = 1_000_000_000
@@ -69,6 +72,9 @@ class ServiceSpec:
     model: str = ""  # the GGUF served (inference roles)
     extra_hash_input: str = ""  # e.g. the gateway config text: a change must recreate
     inputs: dict[str, str] = field(default_factory=dict)  # .env key -> value it was made from
+    # (path in the container, text): written into it before it starts, where a bind mount
+    # of this machine's file would reach nothing (a remote engine).
+    files: tuple[tuple[str, str], ...] = ()
 
     @property
     def settings_hash(self) -> str:
@@ -85,6 +91,8 @@ class ServiceSpec:
                 "gpu": None if self.gpu is None else list(self.gpu.device_ids) or "all",
                 "healthcheck": self.healthcheck,
                 "extra": hashlib.sha256(self.extra_hash_input.encode()).hexdigest(),
+                # Only when there are any: local containers keep the hash they always had.
+                **({"files": [path for path, _ in self.files]} if self.files else {}),
             },
             sort_keys=True,
         )
@@ -108,6 +116,7 @@ class ServiceSpec:
 INFERENCE_KEYS = (
     "MODELS_DIR", "CHAT_MODEL", "INFERENCE_IMAGE", "GPU", "GPU_LAYERS", "CTX_SIZE",
     "PARALLEL", "FLASH_ATTN", "KV_CACHE_TYPE", "INFERENCE_PORT", "BIND_ADDRESS",
+    "REMOTE_MODELS_DIR",
 )  # fmt: skip
 INFERENCE_CODE_KEYS = tuple(
     "CODE_MODEL" if key == "CHAT_MODEL" else key
@@ -218,10 +227,29 @@ def gateway_healthcheck() -> dict[str, object]:
     }
 
 
-def plan_services(settings: Settings, *, engine_has_nvidia: bool = False) -> list[ServiceSpec]:
-    """Every container the stack should run, in start order (inference first)."""
+def models_volume(settings: Settings) -> str:
+    """The Docker volume that holds the models on a remote engine's host."""
+    return settings.stack_name + MODELS_VOLUME_SUFFIX
+
+
+def models_source(settings: Settings, *, remote: bool | None = None) -> str:
+    """What is mounted at /models: MODELS_DIR here, or on a remote host its volume/folder."""
+    if not (settings.engine_remote if remote is None else remote):
+        return str(Path(settings.models_dir).resolve())
+    return settings.remote_models_dir or models_volume(settings)
+
+
+def plan_services(
+    settings: Settings, *, engine_has_nvidia: bool = False, remote: bool | None = None
+) -> list[ServiceSpec]:
+    """Every container the stack should run, in start order (inference first).
+
+    ``remote`` (default: ``settings.engine_remote``): the engine runs on another machine,
+    so models come from its host and the gateway's config is put into its container.
+    """
+    remote = settings.engine_remote if remote is None else remote
     gpu = gpu_request(settings, engine_has_nvidia)
-    models_dir = str(Path(settings.models_dir).resolve())
+    models_dir = models_source(settings, remote=remote)
     specs: list[ServiceSpec] = []
     inference_roles = [(INFERENCE, settings.chat_model, CHAT_ALIAS)]
     if settings.has_code_model:
@@ -248,6 +276,7 @@ def plan_services(settings: Settings, *, engine_has_nvidia: bool = False) -> lis
             )
         )
     config_path = settings.gateway_config_path
+    config_text = render_config(settings)
     specs.append(
         ServiceSpec(
             role=GATEWAY,
@@ -264,11 +293,14 @@ def plan_services(settings: Settings, *, engine_has_nvidia: bool = False) -> lis
                 # Use the bundled price map instead of fetching one at start.
                 "LITELLM_LOCAL_MODEL_COST_MAP": "True",
             },
-            mounts=((str(config_path.resolve()), GATEWAY_CONFIG_IN_CONTAINER, "ro"),),
+            mounts=()
+            if remote
+            else ((str(config_path.resolve()), GATEWAY_CONFIG_IN_CONTAINER, "ro"),),
             ports=((GATEWAY_CONTAINER_PORT, settings.bind_address, settings.api_gateway_port),),
             healthcheck=gateway_healthcheck(),
-            extra_hash_input=render_config(settings),
+            extra_hash_input=config_text,
             inputs=spec_inputs(settings, GATEWAY_KEYS),
+            files=((GATEWAY_CONFIG_IN_CONTAINER, config_text),) if remote else (),
         )
     )
     return specs

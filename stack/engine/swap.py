@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 from stack.cancel import CancelToken
 from stack.engine import plan as svc
-from stack.engine.containers import check_ports_free, create_and_start, remove_container
-from stack.engine.errors import EngineError, model_problem
+from stack.engine.containers import remove_container
+from stack.engine.errors import EngineError
 
 if TYPE_CHECKING:
     from stack.engine.engine import Engine
@@ -36,7 +36,7 @@ def swap_model(
     if role not in ("chat", "code"):
         raise EngineError(f"unknown role {role!r}", fix="use --role chat or --role code")
     key = "CHAT_MODEL" if role == "chat" else "CODE_MODEL"
-    problem = model_problem(engine.settings.models_dir, model)
+    problem = engine.model_problem(model)
     if problem:
         raise EngineError(f"cannot serve {model}: {problem.message}", fix=problem.fix)
     previous = engine.settings.chat_model if role == "chat" else engine.settings.code_model
@@ -49,15 +49,16 @@ def swap_model(
     except EngineError as error:
         progress(f"{model} failed; putting {previous or 'nothing'} back")
         engine.settings = set_setting(engine.settings, key, previous)
+        restored = ""
         if previous:
+            restored = f"\n{previous} is served again."
             try:
                 _replace_inference(engine, role, wait=wait, progress=progress, timeout=timeout)
             except EngineError as again:
                 progress(f"restoring {previous} failed too: {again.message}")
+                restored = f"\n{previous} could not be started again either: {again.message}"
         raise EngineError(
-            f"could not serve {model}: {error.message}"
-            + (f"\n{previous} is served again." if previous else ""),
-            fix=error.fix,
+            f"could not serve {model}: {error.message}{restored}", fix=error.fix
         ) from None
     gateway = engine.find(f"{engine.settings.stack_name}-{svc.GATEWAY}")
     if (
@@ -98,8 +99,8 @@ def _replace_inference(
         progress(f"stopping {spec.name}")
         remove_container(existing)
     engine.ensure_image(spec.image, progress, cancel=cancel)
-    check_ports_free(spec)
+    engine.check_ports(spec)
     progress(f"starting {spec.name} with {spec.model}")
-    create_and_start(engine.client, spec, engine.settings.stack_name)
+    engine.create(spec)
     if wait:
         engine.wait_ready(spec, progress=progress, timeout=timeout, cancel=cancel)

@@ -64,6 +64,8 @@ from stack.hub.parts import (
     FileState,
     FreeSpace,
     disk_free,
+    file_size,
+    part_path,
     read_json,
     safe_relative,
 )
@@ -234,6 +236,21 @@ class Downloader:
                 continue
             found.setdefault(key, DownloadRequest(key[0], files, key[1], key[2]))
         return list(found.values())
+
+    def interrupted(self) -> list[tuple[DownloadRequest, int]]:
+        """Each request an earlier run left half-done, with the bytes already on disk."""
+        found = []
+        for request in self.unfinished():
+            try:
+                targets = self.targets_for(request)
+            except DownloadError:
+                continue  # unsafe names in a sidecar: nothing we would write to
+            present = sum(
+                remote.size if target.exists() else min(file_size(part_path(target)), remote.size)
+                for remote, target in zip(request.files, targets, strict=True)
+            )
+            found.append((request, present))
+        return found
 
     def close(self, *, cancel: bool = True, timeout: float = 10.0) -> None:
         """Stop the workers (cancelling running jobs: their parts stay) and the client."""

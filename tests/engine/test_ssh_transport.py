@@ -59,6 +59,7 @@ def container(local: Any) -> Iterator[Any]:
         ["sh", "-c", "for i in 1 2 3; do echo line $i; done; while true; do sleep 1; done"],
         detach=True,
         init=True,
+        network_mode="none",  # logs need no network
         labels={"llm-tui.stack": "ssh-test", "llm-tui.role": "inference"},
         name=f"ssh-test-{os.getpid()}-inference",
     )
@@ -102,3 +103,29 @@ def test_llm_tui_logs_over_ssh_prints_lines_not_a_traceback(
     assert "Traceback" not in result.stderr, result.stderr
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[:3] == ["line 1", "line 2", "line 3"]
+
+
+def test_over_ssh_the_logs_are_read_directly_not_frame_by_frame(
+    remote: Any, container: Any
+) -> None:
+    """The direct reader (3x the SDK's rate) works on paramiko's channel file too."""
+    from stack.engine.log_stream import stream_logs_fast
+
+    params = {"stdout": 1, "stderr": 1, "follow": 1, "timestamps": 0, "tail": "all"}
+    fast = stream_logs_fast(remote.containers.get(container.id), params)
+    assert fast is not None, "over SSH the logs fell back to the SDK's stream"
+    chunks, cancel = fast
+    text = b""
+    while text.count(b"\n") < 3:
+        text += next(chunks)
+    assert text.splitlines()[:3] == [b"line 1", b"line 2", b"line 3"]
+    done = threading.Event()
+
+    def drain() -> None:
+        for _ in chunks:  # blocks: the container prints nothing more
+            pass
+        done.set()
+
+    threading.Thread(target=drain, daemon=True).start()
+    cancel()
+    assert done.wait(30), "cancel() did not end a direct log stream over SSH"

@@ -476,3 +476,23 @@ def test_status_names_the_keys_changed_since_each_container_was_made(home: Home)
     result = home.engine().up(timeout=120)
     assert set(result.recreated) == {f"{home.stack}-inference", f"{home.stack}-api-gateway"}
     assert all(row.up_to_date for row in home.engine().status())
+
+
+def test_up_makes_a_key_when_the_env_has_none(home: Home) -> None:
+    """A hand-written .env without LITELLM_MASTER_KEY: the gateway would refuse to start."""
+    home.env.write_text(home.env.read_text().replace(f"LITELLM_MASTER_KEY={KEY}\n", ""))
+    engine = home.engine()
+    said: list[str] = []
+    engine.up(timeout=120, progress=said.append)
+    key = load_settings(home.env).litellm_master_key
+    assert key.startswith("sk-") and len(key) > 30
+    assert engine.settings.litellm_master_key == key
+    assert any("generated a LITELLM_MASTER_KEY" in line for line in said)
+    assert key not in " ".join(said)  # said, never shown
+    assert home.env.stat().st_mode & 0o077 == 0  # a file holding a secret is private
+    response = httpx.get(
+        f"http://127.0.0.1:{home.gateway_port}/v1/models",
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text

@@ -85,6 +85,7 @@ def test_doctor_json_lists_every_check(home: Path) -> None:
         "images",
         "gpu",
         "models",
+        "context",
         "ports",
         "disk",
     ]

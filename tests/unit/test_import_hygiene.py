@@ -82,3 +82,33 @@ def test_the_probe_can_fail() -> None:
     assert "tui" in loaded_by("tui.app")
     assert len(STACK_MODULES) >= 30 and "stack.engine.engine" in STACK_MODULES
     assert "cli.main" in CLI_MODULES
+
+
+SSH_PROBE = """
+import json, sys
+from stack.engine.docker_sdk import load
+docker = load(ssh=False)
+local = "paramiko" in sys.modules
+from docker.errors import DockerException
+client = docker.DockerClient(base_url="unix:///nonexistent.sock", version="1.41")
+client.close()
+load(ssh=True)
+try:  # nothing listens on port 1: paramiko's connection error, not "install paramiko"
+    docker.DockerClient(base_url="ssh://nobody@127.0.0.1:1", version="1.41", timeout=2)
+    error = ""
+except DockerException as exc:
+    error = str(exc)
+except Exception as exc:
+    error = type(exc).__name__
+print(json.dumps([local, "paramiko" in sys.modules, error]))
+"""
+
+
+def test_a_local_engine_loads_no_ssh_transport_and_ssh_still_works_after() -> None:
+    # docker[ssh] makes docker-py import paramiko (~0.25 s) at import: hidden unless used.
+    out = subprocess.run(
+        [sys.executable, "-c", SSH_PROBE], capture_output=True, text=True, check=True
+    ).stdout
+    local, after, error = json.loads(out)
+    assert local is False and after is True
+    assert "Install paramiko" not in error, error
