@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from cli import config, operate
+from cli import remote as cli_remote
 from cli.output import EXIT_FAIL, print_error
 from stack import __version__
 from stack.errors import expected_failure
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="the stack's .env (default: $LLM_TUI_ENV_FILE, then ./.env)",
     )
+    cli_remote.add_context_option(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     commands.add_parser("tui", help="open the dashboard (the default)")
@@ -82,17 +84,45 @@ def build_parser() -> argparse.ArgumentParser:
     compose = commands.add_parser("compose", help="write an equivalent services/compose.yml")
     compose.add_argument("--stdout", action="store_true", help="print instead of writing")
 
+    from cli import connect as cli_connect
     from cli import hub as cli_hub
     from cli import models as cli_models
+    from cli import quickstart as cli_quickstart
+    from cli import tune as cli_tune
 
     cli_models.add_commands(commands)
     cli_hub.add_commands(commands)
+    cli_tune.add_commands(commands)
+    cli_connect.add_commands(commands)
+    cli_remote.add_commands(commands)
+    cli_quickstart.add_commands(commands)
     return parser
 
 
+def tui_arguments(argv: Sequence[str]) -> argparse.Namespace | None:
+    """The dashboard's arguments when ``argv`` asks for nothing else (else None).
+
+    Building the whole parser imports every command's module (the Hub client, the fit
+    tables…): a tenth of a second the dashboard's start-up does not need.
+    """
+    words = list(argv)
+    if words[:1] == ["tui"]:
+        words = words[1:]
+    env_file = None
+    if words[:1] == ["--env-file"] and len(words) == 2:
+        env_file = words[1]
+    elif len(words) == 1 and words[0].startswith("--env-file="):
+        env_file = words[0].partition("=")[2]
+    elif words:
+        return None
+    return argparse.Namespace(command="tui", env_file=env_file)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = tui_arguments(sys.argv[1:] if argv is None else argv)
+    if args is None:
+        args = build_parser().parse_args(argv)
+    cli_remote.use_context(args)
     try:
         handler = getattr(args, "handler", None) or _HANDLERS[args.command or "tui"]
         return int(handler(args))

@@ -103,6 +103,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 _COMPLAINTS = pytest.StashKey[list[str]]()
 
 
+@pytest.fixture(scope="session")
+def remote_host(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A Docker Engine on "another machine" (tests/support/remote_host.py), one per session."""
+    from tests.support.remote_host import remote_host_for_tests
+
+    yield from remote_host_for_tests(tmp_path_factory.mktemp("remote-host"))
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
     for complaint in config.stash.get(_COMPLAINTS, []):

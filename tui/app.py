@@ -1,8 +1,9 @@
-"""The Textual app: six modes, one command table, settings shared through a signal."""
+"""The Textual app: seven modes, one command table, settings shared through a signal."""
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import threading
 import time
 import weakref
@@ -15,20 +16,16 @@ from textual.app import App
 from textual.css.query import NoMatches
 from textual.screen import ModalScreen, Screen
 from textual.signal import Signal
-from textual.widgets import HelpPanel
 from textual.worker import Worker
 
 from stack.cancel import CancelToken
 from stack.errors import LlmTuiError
 from stack.settings import Settings
-from tui.commands import APP, CommandTableProvider, bindings
+from tui.commands import APP, COMMANDS, CommandTableProvider, StackProvider, bindings
+from tui.gpu_feed import GpuFeed
+from tui.keymap import keymap_path, load_keymap
 from tui.mailbox import StreamHandle, cancel_soon
-from tui.screens.chat import ChatScreen
-from tui.screens.connect import ConnectScreen
 from tui.screens.dashboard import DashboardScreen
-from tui.screens.logs import LogsScreen
-from tui.screens.models import ModelsScreen
-from tui.screens.settings import SettingsScreen
 from tui.services import Services, StackEngine
 
 WORKER_TITLES = {
@@ -43,6 +40,16 @@ WORKER_TITLES = {
 BLOCKED_IN_DIALOGS = {"go", "quit", "in_mode"}
 
 
+def lazy_screen(module: str, name: str) -> Callable[[], Screen[Any]]:
+    """A mode whose module is imported when the mode is first shown, not at start-up."""
+
+    def make() -> Screen[Any]:
+        screen: Screen[Any] = getattr(importlib.import_module(module), name)()
+        return screen
+
+    return make
+
+
 class LlmTuiApp(App[int]):
     """llm-tui: dashboard, models, logs, chat, settings and connection help."""
 
@@ -50,13 +57,14 @@ class LlmTuiApp(App[int]):
     TITLE = "llm-tui"
     MODES: ClassVar[dict[str, str | Callable[[], Screen[Any]]]] = {
         "dashboard": DashboardScreen,
-        "models": ModelsScreen,
-        "logs": LogsScreen,
-        "chat": ChatScreen,
-        "settings": SettingsScreen,
-        "connect": ConnectScreen,
+        "models": lazy_screen("tui.screens.models", "ModelsScreen"),
+        "logs": lazy_screen("tui.screens.logs", "LogsScreen"),
+        "chat": lazy_screen("tui.screens.chat", "ChatScreen"),
+        "settings": lazy_screen("tui.screens.settings", "SettingsScreen"),
+        "connect": lazy_screen("tui.screens.connect", "ConnectScreen"),
+        "gpu": lazy_screen("tui.screens.gpu", "GpuScreen"),
     }
-    COMMANDS = App.COMMANDS | {CommandTableProvider}
+    COMMANDS = App.COMMANDS | {CommandTableProvider, StackProvider}
     BINDINGS = bindings(APP)
 
     def __init__(
@@ -80,6 +88,8 @@ class LlmTuiApp(App[int]):
         # Tokens of blocking workers (stack operations, chat answers): all cancelled at
         # exit for the same reason, so quitting never waits for a model to load.
         self._tokens: weakref.WeakSet[CancelToken] = weakref.WeakSet()
+        # The one GPU sampler; it ticks only while a GPU view shows.
+        self.gpu_feed = GpuFeed(self)
         self._env_seen = env_signature(settings.env_file)
 
     @property
@@ -134,6 +144,7 @@ class LlmTuiApp(App[int]):
         return token
 
     def on_unmount(self) -> None:
+        self.gpu_feed.close()
         for handle in list(self._streams):
             handle.close()
         cancel_soon(*self._tokens)
@@ -143,7 +154,21 @@ class LlmTuiApp(App[int]):
         self._close_retired()
 
     def on_mount(self) -> None:
+        self.load_keymap()
         self.switch_mode("dashboard")
+        if self.services.first_run_guide:
+            from tui.screens.guide import open_guide, wants_guide
+
+            if wants_guide(self.settings):
+                open_guide(self)
+
+    def load_keymap(self) -> None:
+        """Remap bindings from the user's keymap.toml (README: Keys); problems are said."""
+        keymap, problems = load_keymap(keymap_path(), (command.id for command in COMMANDS))
+        if keymap:
+            self.set_keymap(keymap)
+        for problem in problems:
+            self.notify(problem, title="Keymap", severity="warning", timeout=10, markup=False)
         # `.env` edited in an editor or with `llm-tui config set` while the app runs: a stat
         # a second notices it (microseconds; the reload itself runs in a worker).
         self._env_seen = env_signature(self.settings.env_file)
@@ -179,6 +204,7 @@ class LlmTuiApp(App[int]):
     def on_ready(self) -> None:
         elapsed = (time.perf_counter() - self._started_at) * 1000
         self.log.info(f"llm-tui ready in {elapsed:.0f} ms")
+        calm_gc()
 
     def update_settings(self, settings: Settings) -> None:
         """`.env` was written: every screen redraws from the new settings."""
@@ -198,6 +224,8 @@ class LlmTuiApp(App[int]):
         self.exit()
 
     def action_toggle_help(self) -> None:
+        from textual.widgets import HelpPanel  # it pulls in Markdown: not at start-up
+
         try:
             self.screen.query_one(HelpPanel)
         except NoMatches:
@@ -231,6 +259,16 @@ def env_signature(path: Path) -> tuple[int, int, int] | None:
     except OSError:
         return None
     return (info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+def calm_gc() -> None:
+    """Fewer, shorter garbage collections: a full one stalled the app 110-220 ms while a
+    fast answer streamed (bench/bench_chat.py). What exists at start is frozen (never
+    scanned again) and the young generation collected less often."""
+    import gc
+
+    gc.freeze()
+    gc.set_threshold(20_000, 10, 10)
 
 
 def error_text(error: BaseException | None) -> str:

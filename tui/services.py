@@ -7,20 +7,24 @@ workers only. The protocols name just what the screens use, so a fake needs no m
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from stack.cancel import CancelToken
-from stack.chat import ChatDelta, stream_chat
-from stack.doctor import Check, run_checks
-from stack.engine import Engine, ServiceStatus, UpResult
-from stack.engine.events import StackEvent
-from stack.engine.logs import LogFollower, LogLine
-from stack.gpu import GpuSample, read_gpus
-from stack.models.library import LocalModel, scan_library
-from stack.settings import Settings, load_settings, set_setting
+from stack.settings import Settings, load_settings, set_setting, set_settings
+
+if TYPE_CHECKING:
+    from stack.chat import ChatDelta
+    from stack.chat.store import ConversationStore
+    from stack.clients import Probe
+    from stack.doctor import Check
+    from stack.engine import ServiceStatus, UpResult
+    from stack.engine.events import StackEvent
+    from stack.engine.logs import LogLine
+    from stack.gpu import GpuSample, GpuSampler
+    from stack.models.library import LocalModel
 
 Progress = Callable[[str], None]
 
@@ -100,7 +104,8 @@ class StackEngine(Protocol):
 
 
 class ChatStreamer(Protocol):
-    """`stack.chat.stream_chat`: one streamed answer; ``cancel`` closes its connection."""
+    """`stack.chat.stream_chat_batches`: one streamed answer, the deltas of each network
+    read together; ``cancel`` closes its connection."""
 
     def __call__(
         self,
@@ -110,25 +115,75 @@ class ChatStreamer(Protocol):
         *,
         model: str = ...,
         max_tokens: int | None = ...,
+        temperature: float | None = ...,
+        top_p: float | None = ...,
         cancel: CancelToken | None = ...,
-    ) -> Iterator[ChatDelta]: ...
+    ) -> Iterator[list[ChatDelta]]: ...
+
+
+# The real calls import their modules when first called, in the worker that makes them:
+# the engine, docker, httpx and the chat client stay out of the app's start-up.
+
+
+def run_checks(settings: Settings) -> list[Check]:
+    from stack.doctor import run_checks as run
+
+    return run(settings)
+
+
+def check_connection(*args: Any, **kwargs: Any) -> list[Probe]:
+    from stack.clients import check_connection as check
+
+    return check(*args, **kwargs)
+
+
+def stream_chat_batches(*args: Any, **kwargs: Any) -> Iterator[list[ChatDelta]]:
+    from stack.chat import stream_chat_batches as stream
+
+    return stream(*args, **kwargs)
+
+
+def conversation_store() -> ConversationStore:
+    from stack.chat.store import ConversationStore
+
+    return ConversationStore()
+
+
+def read_gpus() -> list[GpuSample]:
+    from stack.gpu import read_gpus as read
+
+    return read()
+
+
+def make_gpu_sampler() -> GpuSampler:
+    from stack.engine.remote_gpu import engine_gpu_sampler
+
+    # A remote engine's GPUs are read on its host; this machine's NVML would describe ours.
+    return engine_gpu_sampler()
 
 
 def scan_local_models(settings: Settings) -> list[LocalModel]:
-    """The library in MODELS_DIR, with CHAT_MODEL / CODE_MODEL marked."""
-    return scan_library(
-        settings.models_dir, chat_model=settings.chat_model, code_model=settings.code_model
-    )
+    """The library (MODELS_DIR, or a remote engine's host), CHAT_MODEL / CODE_MODEL marked."""
+    from stack.engine.remote_models import scan_models
+
+    return scan_models(settings)
 
 
 def follow_container_logs(container: Any) -> LogSource:
     """Follow ``container``'s logs from its last LOG_TAIL lines on, with timestamps."""
+    from stack.engine.logs import LogFollower
+
     return LogFollower(container, follow=True, tail=LOG_TAIL, timestamps=True)
 
 
 def make_engine(settings: Settings) -> StackEngine:
-    """The real engine; it connects to Docker on first use (in a worker), not here."""
-    return Engine(settings)
+    """The real engine; it connects to Docker on first use (in a worker), not here.
+
+    It keeps a remote engine's gateway reachable here (an SSH forward) while it polls.
+    """
+    from stack.engine import Engine
+
+    return Engine(settings, forward=True)
 
 
 @dataclass(frozen=True)
@@ -138,10 +193,19 @@ class Services:
     run_checks: Callable[[Settings], list[Check]] = field(default=run_checks)
     scan_models: Callable[[Settings], list[LocalModel]] = field(default=scan_local_models)
     set_setting: Callable[[Settings, str, str], Settings] = field(default=set_setting)
+    set_settings: Callable[[Settings, Mapping[str, str]], Settings] = field(default=set_settings)
+    # The Connect screen's test: the gateway's three calls, through its URL and key.
+    check_connection: Callable[..., list[Probe]] = field(default=check_connection)
     load_settings: Callable[[Path], Settings] = field(default=load_settings)
     make_engine: Callable[[Settings], StackEngine] = field(default=make_engine)
     follow_logs: Callable[[Any], LogSource] = field(default=follow_container_logs)
     read_gpus: Callable[[], list[GpuSample]] = field(default=read_gpus)
-    stream_chat: ChatStreamer = field(default=stream_chat)
+    # The GPU charts' sampler (one NVML session, kept open while the charts show).
+    make_gpu_sampler: Callable[[], GpuSampler] = field(default=make_gpu_sampler)
+    stream_chat: ChatStreamer = field(default=stream_chat_batches)
+    # Where conversations are kept ($XDG_DATA_HOME/llm-tui/conversations by default).
+    conversation_store: Callable[[], ConversationStore] = field(default=conversation_store)
     # Seconds for rates (tokens/s); tests freeze it so the numbers on screen are fixed.
     clock: Callable[[], float] = field(default=time.monotonic)
+    # The guided setup opens on a first run (no model anywhere); tests turn it off.
+    first_run_guide: bool = True

@@ -42,6 +42,7 @@ from stack.settings.store import (
 )
 from stack.settings.validation import (
     Problem,
+    check_model_name,
     check_model_path,
     describe,
     is_loopback,
@@ -66,6 +67,7 @@ __all__ = [
     "Problem",
     "Settings",
     "build_settings",
+    "check_model_name",
     "check_model_path",
     "create_env_file",
     "describe",

@@ -33,6 +33,7 @@ class Field:
     default: str
     description: str
     kind: str  # path | model | image | gpu | gpu_layers | int | port | float | ip | str | url
+    # | host_path (an absolute folder on the engine's host)
     secret: bool = False
     choices: tuple[str, ...] = ()
     optional: bool = False  # an empty value is allowed
@@ -133,6 +134,19 @@ SCHEMA: tuple[Field, ...] = (
         section="Inference",
     ),
     Field(
+        "VRAM_MARGIN_MIB",
+        "512",
+        "VRAM in MiB kept free on top of the fit estimate (fit, tune, the Models screen).\n"
+        "NVML's free memory already excludes what the desktop holds now; the margin is for\n"
+        "what grows later: llama.cpp's memory pools on long prompts, other programs taking\n"
+        "more, CUDA contexts that differ between drivers. llama.cpp's own --fit keeps 1024\n"
+        "but leaves the CUDA context (~0.4 GiB) out, which this estimate counts. 0: none.",
+        "int",
+        minimum=0,
+        maximum=1_048_576,
+        section="Inference",
+    ),
+    Field(
         "LOAD_TIMEOUT",
         "900",
         "Seconds to wait for a model to load before giving up (big models on slow disks\n"
@@ -225,6 +239,44 @@ SCHEMA: tuple[Field, ...] = (
         "Prefix of container and network names, and the value of their llm-tui.stack label.",
         "name",
         section="Stack",
+    ),
+    Field(
+        "REMOTE_ENGINE",
+        "auto",
+        "Whether the Docker Engine (DOCKER_HOST, the Docker context, or --context) runs on\n"
+        "another machine: its models, downloads and the gateway's config then live on that\n"
+        "host. auto: yes for ssh:// and tcp:// engines whose address is not this machine's.",
+        "enum",
+        choices=("auto", "true", "false"),
+        section="Remote engine",
+    ),
+    Field(
+        "REMOTE_MODELS_DIR",
+        "",
+        "Where models live on a remote engine's host. Empty: the Docker volume\n"
+        "<STACK_NAME>-models there; or an absolute folder on that host (e.g. /srv/models).",
+        "host_path",
+        optional=True,
+        section="Remote engine",
+    ),
+    Field(
+        "GPU_SAMPLE_INTERVAL",
+        "1",
+        "Seconds between GPU readings (NVML, VRAM per container, tokens/s) while a GPU chart\n"
+        "shows; nothing is sampled while none does.",
+        "float",
+        minimum=0.25,
+        maximum=60,
+        section="Dashboard",
+    ),
+    Field(
+        "LOG_BUFFER_LINES",
+        "10000",
+        "Log lines kept per service on the Logs screen (older lines scroll out).",
+        "int",
+        minimum=100,
+        maximum=1_000_000,
+        section="Dashboard",
     ),
 )
 

@@ -24,7 +24,7 @@ from stack.settings.schema import (
     holds_secret,
     render_env_example,
 )
-from stack.settings.validation import Problem, unknown_key_message, validate
+from stack.settings.validation import Problem, is_loopback, unknown_key_message, validate
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,7 @@ class Settings:
     parallel: int = 4
     flash_attn: str = "auto"
     kv_cache_type: str = "f16"
+    vram_margin_mib: int = 512
     load_timeout: int = 900
     inference_port: int | None = 8001
     api_gateway_port: int = 8000
@@ -57,12 +58,24 @@ class Settings:
     temperature: float = 0.2
     max_tokens: int = 1024
     stack_name: str = "llm-tui"
+    remote_engine: str = "auto"  # REMOTE_ENGINE as written
+    remote_models_dir: str = ""  # REMOTE_MODELS_DIR: a folder on that host; "" = a volume
+    # Whether the engine in use runs on another machine, and its address (from
+    # REMOTE_ENGINE and the endpoint: DOCKER_HOST, the context, --context).
+    engine_remote: bool = False
+    engine_host: str = ""
+    gpu_sample_interval: float = 1.0
+    log_buffer_lines: int = 10_000
     # Said once by the write that caused it (e.g. the file's permissions were tightened).
     notice: str = ""
 
     @property
     def gateway_url(self) -> str:
         host = "localhost" if self.bind_address in ("127.0.0.1", "0.0.0.0") else self.bind_address
+        if self.engine_remote and self.engine_host and not is_loopback(self.bind_address):
+            # Published on the remote host's network: reach it there. A loopback-bound
+            # gateway is reached through llm-tui's SSH forward on this machine's localhost.
+            host = self.engine_host
         if ":" in host:
             host = f"[{host}]"
         return f"http://{host}:{self.api_gateway_port}/v1"
@@ -149,9 +162,20 @@ def load_settings(
     return build_settings(path, doc)
 
 
+def engine_location(values: Mapping[str, str]) -> tuple[bool, str]:
+    """(the engine runs on another machine, its address) from REMOTE_ENGINE and the endpoint."""
+    from stack.engine.endpoint import resolve_endpoint
+
+    endpoint = resolve_endpoint()
+    setting = values.get("REMOTE_ENGINE", FIELDS["REMOTE_ENGINE"].default)
+    remote = setting == "true" or (setting != "false" and endpoint.is_remote)
+    return remote, endpoint.hostname if remote else ""
+
+
 def build_settings(path: Path, doc: envfile.EnvDocument) -> Settings:
     values = doc.values()
-    problems = validate(values, home=path.parent, lines=doc)
+    engine_remote, engine_host = engine_location(values)
+    problems = validate(values, home=path.parent, lines=doc, models_remote=engine_remote)
     bad_keys = {p.key for p in problems}
 
     def get(key: str) -> str:
@@ -183,6 +207,7 @@ def build_settings(path: Path, doc: envfile.EnvDocument) -> Settings:
         parallel=int(get("PARALLEL")),
         flash_attn=get("FLASH_ATTN"),
         kv_cache_type=get("KV_CACHE_TYPE"),
+        vram_margin_mib=int(get("VRAM_MARGIN_MIB")),
         load_timeout=int(get("LOAD_TIMEOUT")),
         inference_port=int(port) if port else None,
         api_gateway_port=int(get("API_GATEWAY_PORT")),
@@ -194,6 +219,12 @@ def build_settings(path: Path, doc: envfile.EnvDocument) -> Settings:
         temperature=float(get("TEMPERATURE")),
         max_tokens=int(get("MAX_TOKENS")),
         stack_name=get("STACK_NAME"),
+        remote_engine=get("REMOTE_ENGINE"),
+        remote_models_dir=get("REMOTE_MODELS_DIR"),
+        engine_remote=engine_remote,
+        engine_host=engine_host,
+        gpu_sample_interval=float(get("GPU_SAMPLE_INTERVAL")),
+        log_buffer_lines=int(get("LOG_BUFFER_LINES")),
     )
 
 
@@ -216,8 +247,11 @@ def set_settings(settings: Settings, changes: Mapping[str, str]) -> Settings:
         for key, value in changes.items():
             text = envfile.with_value(envfile.parse(text), key, value)
         new_doc = envfile.parse(text)
-        problems = validate(new_doc.values(), home=path.parent, lines=new_doc)
-        before = {(p.key, p.value) for p in validate(doc.values(), home=path.parent)}
+        remote, _ = engine_location(new_doc.values())
+        problems = validate(new_doc.values(), home=path.parent, lines=new_doc, models_remote=remote)
+        before = {
+            (p.key, p.value) for p in validate(doc.values(), home=path.parent, models_remote=remote)
+        }
         # Refuse only what this change broke: older problems elsewhere don't block edits.
         caused = [p for p in problems if p.key in changes or (p.key, p.value) not in before]
         if caused:

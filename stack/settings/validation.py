@@ -133,6 +133,14 @@ def _check_path(spec: Field, value: str) -> str | None:
     return None if value.strip() else "must name a folder"
 
 
+def _check_host_path(spec: Field, value: str) -> str | None:
+    # A folder on another machine: only its form can be checked here.
+    pure = PurePosixPath(value)
+    if not value.startswith("/") or ".." in pure.parts or re.search(r"[\s:,]", value):
+        return "must be an absolute folder on the engine's host, such as /srv/models"
+    return None
+
+
 def _check_str(spec: Field, value: str) -> str | None:
     if "\n" in value or "\r" in value:
         return "must be on one line"
@@ -151,17 +159,26 @@ _CHECKS: dict[str, Callable[[Field, str], str | None]] = {
     "url": _check_url,
     "name": _check_name,
     "path": _check_path,
+    "host_path": _check_host_path,
     "str": _check_str,
 }
 
 
-def check_model_path(relative: str, models_dir: Path) -> str | None:
-    """Why ``relative`` is not a usable GGUF inside ``models_dir``, or None if it is."""
+def check_model_name(relative: str, models_dir: Path | str) -> str | None:
+    """Why ``relative`` cannot name a file inside the models folder (its form only)."""
     pure = PurePosixPath(relative)
     if pure.is_absolute() or re.match(r"^[A-Za-z]:[\\/]", relative):
         return f"must be a path relative to MODELS_DIR ({models_dir}), not an absolute path"
     if ".." in pure.parts or "\\" in relative:
         return "must stay inside MODELS_DIR (no '..')"
+    return None
+
+
+def check_model_path(relative: str, models_dir: Path) -> str | None:
+    """Why ``relative`` is not a usable GGUF inside ``models_dir``, or None if it is."""
+    problem = check_model_name(relative, models_dir)
+    if problem:
+        return problem
     path = models_dir / relative
     if not path.is_file():
         return f"file not found in MODELS_DIR ({path}); download it or fix the name"
@@ -176,9 +193,17 @@ def check_model_path(relative: str, models_dir: Path) -> str | None:
 
 
 def validate(
-    values: Mapping[str, str], *, home: Path, lines: envfile.EnvDocument | None = None
+    values: Mapping[str, str],
+    *,
+    home: Path,
+    lines: envfile.EnvDocument | None = None,
+    models_remote: bool = False,
 ) -> tuple[Problem, ...]:
-    """Every problem in ``values``; unknown keys are allowed and kept."""
+    """Every problem in ``values``; unknown keys are allowed and kept.
+
+    ``models_remote``: the models live on a remote engine's host, so CHAT_MODEL and
+    CODE_MODEL are checked for their form only (the engine checks the files themselves).
+    """
 
     def where(key: str) -> int | None:
         return lines.line_of(key) if lines is not None else None
@@ -206,7 +231,11 @@ def validate(
     for key in ("CHAT_MODEL", "CODE_MODEL"):
         value = values.get(key, "")
         if value and "MODELS_DIR" not in bad:
-            message = check_model_path(value, models_dir)
+            message = (
+                check_model_name(value, "the engine's host")
+                if models_remote
+                else check_model_path(value, models_dir)
+            )
             if message:
                 problems.append(Problem(key, value, message, where(key)))
 

@@ -61,6 +61,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """The stack home; also the working folder, so paths show as ./… on screen."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / ".cache"))  # the library's cache
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / ".data"))  # saved conversations
     (tmp_path / "models").mkdir()
     write_env(tmp_path)
     yield tmp_path

@@ -20,7 +20,7 @@ from stack.engine import ServiceStatus, UpResult
 from stack.engine.errors import EngineError
 from stack.engine.events import StackEvent
 from stack.engine.logs import LogLine
-from stack.gpu import GpuSample, GpuUnavailable
+from stack.gpu import GpuSample, GpuSampler, GpuUnavailable, MetricsUnavailable, Throughput
 from stack.settings import Settings, set_setting
 from tui.services import ChatStreamer, EventSource, LogSource, Services, StackEngine
 
@@ -274,11 +274,13 @@ class FakeLogs:
 
 @dataclass
 class FakeChat:
-    """`Services.stream_chat`: yields ``pieces`` as deltas; records every request."""
+    """`Services.stream_chat`: yields ``pieces`` (one batch each); records every request."""
 
     pieces: Sequence[str] = ("Hello", " from", " the", " **local**", " model.")
+    reasoning: Sequence[str] = ()  # reasoning pieces, sent before the answer
     usage: dict[str, Any] | None = None
     error: ChatError | None = None
+    error_after: int | None = None  # raise ``error`` after this many pieces instead
     hold_after: int | None = None  # wait for ``release`` after this many pieces
     release: threading.Event = field(default_factory=threading.Event)
     requests: list[dict[str, Any]] = field(default_factory=list)
@@ -292,22 +294,36 @@ class FakeChat:
         *,
         model: str = "local-chat",
         max_tokens: int | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
         cancel: CancelToken | None = None,
-    ) -> Iterator[ChatDelta]:
+    ) -> Iterator[list[ChatDelta]]:
         self.requests.append(
-            {"base_url": base_url, "key": key, "messages": list(messages), "model": model}
+            {
+                "base_url": base_url,
+                "key": key,
+                "messages": list(messages),
+                "model": model,
+                "max_tokens": max_tokens,
+                "temperature": temperature,
+                "top_p": top_p,
+            }
         )
-        if self.error is not None:
+        if self.error is not None and self.error_after is None:
             raise self.error
+        for piece in self.reasoning:
+            yield [ChatDelta("", reasoning=piece)]
         for index, piece in enumerate(self.pieces):
+            if self.error is not None and index == self.error_after:
+                raise self.error
             if self.hold_after is not None and index == self.hold_after:
                 try:
                     hold(self.release, cancel, "the answer")  # as if the model were slow
                 except Cancelled:
                     self.cancelled.set()
                     raise
-            yield ChatDelta(piece)
-        yield ChatDelta("", "stop", self.usage)
+            yield [ChatDelta(piece)]
+        yield [ChatDelta("", "stop", self.usage)]
 
 
 class FakeClock:
@@ -332,6 +348,61 @@ def no_gpu() -> list[GpuSample]:
     raise GpuUnavailable(NO_DRIVER)
 
 
+class CallReader:
+    """An open "NVML session" that answers with ``read()`` (frozen_gpu, no_gpu, …)."""
+
+    def __init__(self, read: Callable[[], list[GpuSample]]) -> None:
+        self.read = read
+
+    def sample(self) -> list[GpuSample]:
+        return self.read()
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class FakeMetrics:
+    """llama-server's /metrics as the sampler reads it: fixed tokens/s per URL."""
+
+    rates: dict[str, float] = field(default_factory=dict)  # base URL → tokens/s
+
+    def __call__(self, base_url: str) -> FakeMetricsReader:
+        return FakeMetricsReader(base_url, self.rates.get(base_url))
+
+
+@dataclass
+class FakeMetricsReader:
+    base_url: str
+    rate_value: float | None
+
+    def rate(self, now: float) -> Throughput:
+        if self.rate_value is None:
+            raise MetricsUnavailable(f"{self.base_url}/metrics: connection refused")
+        return Throughput(self.rate_value, 0.0, 1 if self.rate_value else 0)
+
+    def close(self) -> None:
+        pass
+
+
+def fake_gpu_sampler(
+    gpus: Callable[[], list[GpuSample]],
+    *,
+    metrics: FakeMetrics | None = None,
+    containers: dict[int, str] | None = None,
+    wsl: bool = False,
+) -> GpuSampler:
+    """A sampler over Python fakes: GPUs from ``gpus``, PIDs → container ids from a dict."""
+    known = containers or {}
+    return GpuSampler(
+        open_gpus=lambda: CallReader(gpus),
+        container_of=known.get,
+        visible=lambda pid: True,
+        wsl=wsl,
+        metrics=metrics or FakeMetrics(),  # type: ignore[arg-type]
+    )
+
+
 def fake_services(
     checks: Sequence[Check],
     *,
@@ -343,6 +414,8 @@ def fake_services(
 ) -> Services:
     """Services wired to fakes (the real `.env` writer and library scan are kept)."""
     engine = engine or FakeEngine()
+    more.setdefault("make_gpu_sampler", lambda: fake_gpu_sampler(gpus))
+    more.setdefault("first_run_guide", False)
     return Services(
         run_checks=lambda settings: list(checks),
         make_engine=engine.factory,

@@ -167,9 +167,11 @@ def live_timers(node: MessagePump) -> list[Timer]:
     return [t for t in node._timers if t._task is not None and t._active.is_set()]
 
 
-async def freeze(app: App[Any]) -> None:
-    """Settle, then pause every timer but the screen's refresh: the picture stays as is."""
-    await settle(app)
+async def freeze(app: App[Any], *, allow: Collection[str] = ()) -> None:
+    """Settle, then pause every timer but the screen's refresh: the picture stays as is.
+
+    ``allow``: as for `settle` (e.g. an answer held mid-stream for its picture)."""
+    await settle(app, allow=allow)
     for pump in pumps(app):
         for timer in list(pump._timers):
             if timer.name != SCREEN_UPDATE_TIMER:

@@ -9,14 +9,18 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.screen import Screen
+from textual.screen import ModalScreen, Screen
 from textual.widgets import HelpPanel, Input, Log, TabbedContent
 
+from stack.chat import ContextOverflow, explain_status
+from stack.chat.conversation import ChatSettings
+from stack.chat.store import ConversationStore, answer_record, end_record, user_record
 from stack.doctor import Check, Status
 from stack.engine.logs import LogLine
 from stack.settings import load_settings
@@ -31,7 +35,7 @@ from tests.tui.fakes import (
     running,
     running_stack,
 )
-from tests.tui.helpers import SIZE, freeze, settle, text, until
+from tests.tui.helpers import SIZE, freeze, settle, until
 from tui.__main__ import LlmTuiApp, make_app
 from tui.screens.chat import ChatScreen
 from tui.screens.connect import ConnectScreen
@@ -40,9 +44,9 @@ from tui.screens.edit_setting import EditSettingScreen
 from tui.screens.logs import LogsScreen
 from tui.screens.models import ModelsScreen, ModelTable
 from tui.screens.settings import SettingsScreen, SettingsTable
-from tui.widgets.chat_messages import AssistantMessage
+from tui.widgets.chat_messages import AnswerView
 from tui.widgets.checklist import Checklist
-from tui.widgets.gpu_strip import GpuStrip
+from tui.widgets.gpu_panel import GpuPanel
 from tui.widgets.service_card import ServiceCard
 
 pytestmark = pytest.mark.tui
@@ -91,12 +95,12 @@ def dashboard_ready(app: LlmTuiApp) -> bool:
     if not isinstance(screen, DashboardScreen):
         return False
     panel = screen.stack_panel
-    strip = screen.query_one(GpuStrip)
+    gpu = screen.query_one(GpuPanel)
     focused = app.focused
     return (
         screen.query_one(Checklist).checks is not None
         and (panel.statuses is not None or bool(panel.engine_problem))
-        and (strip.has_class("-unavailable") or "GPU 0" in text(strip))
+        and gpu.reading is not None
         and isinstance(focused, ServiceCard)
         and focused.role == "inference"
     )
@@ -157,6 +161,7 @@ READY_CHECKS = [
     Check("ports", Status.OK, "127.0.0.1:8001, 127.0.0.1:8000 serve this stack"),
     Check("disk", Status.OK, "120 GiB free for models"),
 ]
+NO_DB = '{"error":{"message":"No connected db.","type":"no_db_connection","code":"400"}}'
 ANSWER = [
     "Sure. A **GGUF** file holds the weights and the tokenizer in one file:\n\n",
     "1. the header (architecture, context length)\n",
@@ -249,33 +254,157 @@ def test_logs_stack_stopped(snap_compare: SnapCompare, home: Path) -> None:
     check(snap_compare, snapshot_app(home), run)
 
 
+# --- chat ---------------------------------------------------------------------------------
+
+CHAT_CLOCK = datetime(2026, 12, 30, 14, 25, 0, tzinfo=UTC)
+
+
+def chat_services(chat: FakeChat | None = None, *, up: bool = True) -> Any:
+    """Fakes for the stack, a real conversation store with a fixed clock (dates on screen)."""
+    engine = FakeEngine(statuses=running_stack() if up else [])
+    return fake_services(
+        FROZEN_CHECKS,
+        engine=engine,
+        chat=chat or FakeChat(),
+        conversation_store=lambda: ConversationStore(clock=lambda: CHAT_CLOCK),
+    )
+
+
+def chat_idle(app: LlmTuiApp) -> bool:
+    screen = app.screen
+    return isinstance(screen, ChatScreen) and screen.turn is None and app.focused is None
+
+
+def asks(question: str, *then: str, streaming: bool = False, new: bool = False) -> RunBefore:
+    """Go to Chat (``new``: a new conversation), ask ``question``, wait for the answer (or
+    its start), press ``then``, and freeze with no focus (no blinking cursor)."""
+
+    async def run(pilot: Pilot[int]) -> None:
+        app = pilot.app
+        assert isinstance(app, LlmTuiApp)
+        allow = ("chat",) if streaming else ()
+        await settle(app)
+        await pilot.press("4", *(("ctrl+n",) if new else ()))
+        await settle(app)
+        await pilot.press(*question, "enter")
+        screen = app.screen
+        assert isinstance(screen, ChatScreen)
+        if streaming:
+            await until(
+                lambda: bool(screen.query(AnswerView)) and screen.query_one(AnswerView).shows_text,
+                "text",
+            )
+        await settle(app, allow=allow)
+        for key in then:
+            await pilot.press(key)
+            await settle(app, allow=allow)
+        if not isinstance(app.screen, ModalScreen):
+            app.screen.set_focus(None)
+        await freeze(app, allow=allow)
+
+    return run
+
+
 def test_chat_empty(snap_compare: SnapCompare, home: Path) -> None:
     # Esc leaves the input: no blinking cursor in the picture.
     run = shows("4", "escape", ready=unfocused(ChatScreen), what="the input left")
-    check(snap_compare, snapshot_app(home), run)
+    check(snap_compare, snapshot_app(home, chat_services()), run)
 
 
 def test_chat_after_an_answer(snap_compare: SnapCompare, home: Path) -> None:
-    engine = FakeEngine(statuses=running_stack())
-    chat = FakeChat(pieces=ANSWER, usage={"completion_tokens": 38})
-    app = snapshot_app(home, fake_services(FROZEN_CHECKS, engine=engine, chat=chat))
+    chat = FakeChat(pieces=ANSWER, usage={"completion_tokens": 38, "prompt_tokens": 24})
+    check(snap_compare, snapshot_app(home, chat_services(chat)), asks("What is in a GGUF file?"))
 
-    def answered(app: LlmTuiApp) -> bool:
-        screen = app.screen
-        return (
-            isinstance(screen, ChatScreen)
-            and screen.answer is None
-            and bool(screen.query(AssistantMessage))
-            and app.focused is screen.query_one("#chat-input", Input)  # given back
+
+def test_chat_streaming(snap_compare: SnapCompare, home: Path) -> None:
+    chat = FakeChat(pieces=ANSWER, hold_after=2)  # the model pauses mid-answer
+    run = asks("What is in a GGUF file?", streaming=True)
+    check(snap_compare, snapshot_app(home, chat_services(chat)), run)
+
+
+def test_chat_stopped(snap_compare: SnapCompare, home: Path) -> None:
+    chat = FakeChat(pieces=ANSWER, hold_after=2)
+    run = asks("What is in a GGUF file?", "escape", streaming=True)
+    check(snap_compare, snapshot_app(home, chat_services(chat)), run)
+
+
+def test_chat_reasoning_folded(snap_compare: SnapCompare, home: Path) -> None:
+    chat = FakeChat(pieces=ANSWER, reasoning=["The user asks about GGUF. ", "List the parts."])
+    check(snap_compare, snapshot_app(home, chat_services(chat)), asks("What is in a GGUF file?"))
+
+
+def test_chat_bad_key(snap_compare: SnapCompare, home: Path) -> None:
+    chat = FakeChat(error=explain_status(400, NO_DB))
+    check(snap_compare, snapshot_app(home, chat_services(chat)), asks("hello?"))
+
+
+def test_chat_context_overflow(snap_compare: SnapCompare, home: Path) -> None:
+    chat = FakeChat(error=ContextOverflow(2300, 2048))
+    check(snap_compare, snapshot_app(home, chat_services(chat)), asks("one more question"))
+
+
+def test_chat_stack_stopped(snap_compare: SnapCompare, home: Path) -> None:
+    check(snap_compare, snapshot_app(home, chat_services(up=False)), asks("hello?"))
+
+
+def test_chat_copy_picker(snap_compare: SnapCompare, home: Path) -> None:
+    chat = FakeChat(pieces=ANSWER)
+    check(snap_compare, snapshot_app(home, chat_services(chat)), asks("GGUF?", "ctrl+y"))
+
+
+def test_chat_settings_dialog(snap_compare: SnapCompare, home: Path) -> None:
+    chat = FakeChat(pieces=ANSWER)
+    check(snap_compare, snapshot_app(home, chat_services(chat)), asks("GGUF?", "ctrl+s"))
+
+
+def test_chat_conversations(snap_compare: SnapCompare, home: Path) -> None:
+    store = ConversationStore(clock=lambda: CHAT_CLOCK)
+    older = store.new(ChatSettings(model="local-code"))
+    file = store.file(older)
+    file.append(
+        [
+            user_record(
+                older.new_message("user", content="Write a quicksort", at="2026-12-29T09:00:00Z")
+            )
+        ]
+    )
+    store.rename(older.id, "Sorting in Python")
+    chat = FakeChat(pieces=ANSWER)
+    run = asks("GGUF?", "ctrl+o", new=True)
+    check(snap_compare, snapshot_app(home, chat_services(chat)), run)
+
+
+def test_chat_resumed_after_a_kill(snap_compare: SnapCompare, home: Path) -> None:
+    """The newest conversation comes back; an answer cut off by kill -9 is marked."""
+    store = ConversationStore(clock=lambda: CHAT_CLOCK)
+    conversation = store.new(ChatSettings())
+    file = store.file(conversation)
+    for turn in range(40):
+        user = conversation.new_message(
+            "user", content=f"Question {turn}?", at="2026-12-30T14:25:00Z"
         )
+        answer = conversation.new_message("assistant", model="local-chat", status="streaming")
+        out = [
+            user_record(user),
+            answer_record(answer),
+            {"d": answer.n, "c": f"Answer **{turn}**."},
+        ]
+        if turn < 39:
+            answer.content, answer.status = f"Answer **{turn}**.", "done"
+            out.append(end_record(answer))
+        file.append(out)
 
-    async def ask(pilot: Pilot[int]) -> None:
-        await pilot.press(*"What is in a GGUF file?", "enter")
-        await until(lambda: answered(app), "the answer finished and the input has focus")
-        await unfocus(pilot)
+    def resumed(app: LlmTuiApp) -> bool:
+        screen = app.screen
+        shown = isinstance(screen, ChatScreen) and len(screen.chat_log.views) > 0
+        return shown and app.focused is None
 
-    run = shows("4", ready=unfocused(ChatScreen), what="no focus after the answer", then=ask)
-    check(snap_compare, app, run)
+    async def leave(pilot: Pilot[int]) -> None:
+        await settle(pilot.app)
+        pilot.app.screen.set_focus(None)
+
+    run = shows("4", ready=resumed, what="the conversation back, no focus", then=leave)
+    check(snap_compare, snapshot_app(home, chat_services()), run)
 
 
 def test_settings(snap_compare: SnapCompare, home: Path) -> None:
@@ -327,11 +456,11 @@ def test_connect_claude_code_revealed(snap_compare: SnapCompare, home: Path) -> 
         return (
             isinstance(screen, ConnectScreen)
             and screen.reveal
-            and screen.query_one(TabbedContent).active == "tab-claude_code"
+            and screen.query_one(TabbedContent).active == "tab-claude-code"
         )
 
     async def claude(pilot: Pilot[int]) -> None:
-        pilot.app.screen.query_one(TabbedContent).active = "tab-claude_code"
+        pilot.app.screen.query_one(TabbedContent).active = "tab-claude-code"
         await settle(pilot.app)
 
     run = shows("6", "s", ready=revealed, what="the key shown, Claude Code's tab", then=claude)

@@ -2,8 +2,9 @@
 
 Each `Command` becomes a `Binding` (with a stable id, so users can remap it with a keymap)
 on the app, a screen or a widget, and a palette entry. Actions that start with ``screen.``
-run on the screen the palette was opened from. The table is kept in three parts (the
-stack, models, the other screens); their order is the palette's order.
+run on the screen the palette was opened from. The table is kept in parts (the stack,
+models, the operating screens, the others); their order is the palette's order. Entries
+made from what exists now (each model, each service) come from `dynamic.StackProvider`.
 """
 
 from __future__ import annotations
@@ -14,15 +15,27 @@ from functools import partial
 from textual.binding import BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from tui.commands import model_keys, screen_keys, stack_keys
+from tui.commands import chat_keys, model_keys, operate_keys, screen_keys, stack_keys
 from tui.commands.command import APP, MODES, Command, Mode
+from tui.commands.dynamic import StackProvider
 
-__all__ = ["APP", "COMMANDS", "MODES", "Command", "CommandTableProvider", "Mode", "bindings"]
+__all__ = [
+    "APP",
+    "COMMANDS",
+    "MODES",
+    "Command",
+    "CommandTableProvider",
+    "Mode",
+    "StackProvider",
+    "bindings",
+]
 
 COMMANDS: tuple[Command, ...] = (
     *stack_keys.COMMANDS,
     *model_keys.COMMANDS,
+    *operate_keys.COMMANDS,
     *screen_keys.COMMANDS,
+    *chat_keys.COMMANDS,
 )
 
 

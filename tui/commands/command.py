@@ -1,4 +1,4 @@
-"""What a command is: a key binding and a palette entry for one action, and the six modes."""
+"""What a command is: a key binding and a palette entry for one action, and the modes."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ APP = "app"
 
 @dataclass(frozen=True)
 class Mode:
-    """One of the six screens the number keys switch between."""
+    """One of the screens the number keys switch between."""
 
     name: str  # the key in App.MODES
     title: str
@@ -25,6 +25,7 @@ MODES: tuple[Mode, ...] = (
     Mode("chat", "Chat", "4"),
     Mode("settings", "Settings", "5"),
     Mode("connect", "Connect", "6"),
+    Mode("gpu", "GPU", "7"),
 )
 
 
