@@ -583,6 +583,8 @@ def main() -> int:
     parser.add_argument("--kib", type=float, default=70.0, help="size of the answer")
     parser.add_argument("--reasoning", type=int, default=0, help="bytes of reasoning first")
     parser.add_argument("--cases", default="markdownstream,pane,open")
+    parser.add_argument("--json", type=Path, help="also write the results here (for bench/run)")
+    parser.add_argument("--runs", type=int, help="ignored: one run of each case")
     parser.add_argument("--case", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
@@ -657,7 +659,60 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> int:
         if not opened <= OPEN_TARGET_S:
             misses.append("open")
     print("targets: " + ("all met" if not misses else "MISSED " + ", ".join(misses)))
+    if args.json and pane is not None:
+        write_rows(results, args)
     return 1 if misses else 0
+
+
+def write_rows(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None:
+    """The table's rows for bench/run: the pane against Textual's MarkdownStream."""
+    from bench.common import Result
+    from bench.common import report as write
+
+    pane, plain = results["pane"], results.get("markdownstream")
+    size = f"{args.size / 1024:.0f} KiB of markdown at {args.rate:.0f} tok/s"
+    ref_name = "Textual's MarkdownStream, same stream"
+
+    def row(metric: str, key: str, unit: str, target: str, ok: bool, scale: float = 1) -> Result:
+        reference = plain[key] * scale if plain else None
+        return Result(
+            metric, pane[key] * scale, unit, reference=reference,
+            reference_name=ref_name if plain else "", target=target, ok=ok,
+        )  # fmt: skip
+
+    rows = [
+        row(f"chat pane absorbs {size}", "tok_s", "tok/s",
+            f">= {RATE_SHARE_TARGET * args.rate:.0f}",
+            pane["tok_s"] >= RATE_SHARE_TARGET * args.rate),
+        row("chat pane: event-loop lag p99 while it streams", "lag_p99", "ms",
+            f"<= {LAG_TARGET_S * 1000:.0f}", pane["lag_p99"] <= LAG_TARGET_S, 1000),
+        row("chat pane: first token on screen after it arrives", "first_token", "ms",
+            f"<= {FIRST_TOKEN_TARGET_S * 1000:.0f}",
+            pane["first_token"] <= FIRST_TOKEN_TARGET_S, 1000),
+        row("chat pane: typing while it streams, p99", "typing_p99", "ms",
+            f"<= {TYPING_TARGET_S * 1000:.0f}", pane["typing_p99"] <= TYPING_TARGET_S, 1000),
+    ]  # fmt: skip
+    if "open" in results:
+        opened = results["open"]["open_s"]
+        rows.append(
+            Result(
+                f"open a conversation of {OPEN_MESSAGES} messages",
+                opened * 1000,
+                "ms",
+                target=f"<= {OPEN_TARGET_S * 1000:.0f}",
+                ok=opened <= OPEN_TARGET_S,
+            )
+        )
+    rows.append(
+        Result(
+            "chat pane: final text exactly the streamed text",
+            1.0 if pane["exact"] else 0.0,
+            "(1 = yes)",
+            target=">= 1",
+            ok=bool(pane["exact"]),
+        )
+    )
+    write(rows, args.json)
 
 
 if __name__ == "__main__":

@@ -52,8 +52,8 @@ class _FileServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, path: Path, sha256: str) -> None:
-        super().__init__(("127.0.0.1", 0), _FileHandler)
+    def __init__(self, path: Path, sha256: str, host: str = "127.0.0.1") -> None:
+        super().__init__((host, 0), _FileHandler)
         self.path = path
         self.size = path.stat().st_size
         self.sha256 = sha256
@@ -114,8 +114,8 @@ class _FileHandler(BaseHTTPRequestHandler):
                 self.close_connection = True
 
 
-def serve(path: Path, sha256: str) -> None:
-    server = _FileServer(path, sha256)
+def serve(path: Path, sha256: str, host: str = "127.0.0.1") -> None:
+    server = _FileServer(path, sha256, host)
     print(server.server_address[1], flush=True)
     server.serve_forever()
 
@@ -200,14 +200,16 @@ def check_pacing(url: str, sha256: str, size: int, out: Path, limit: int) -> boo
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mib", type=int, default=None, help="default 1024 (16: --pacing)")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", "--runs", type=int, default=3)
+    parser.add_argument("--json", type=Path, help="also write the results here (for bench/run)")
     parser.add_argument("--dir", type=Path, default=None, help="scratch folder (default: tmp)")
     parser.add_argument("--pacing", action="store_true", help="check the limit and progress pace")
     parser.add_argument("--limit-mb", type=float, default=8.0, help="MB/s for --pacing")
-    parser.add_argument("--serve", nargs=2, metavar=("FILE", "SHA256"), help=argparse.SUPPRESS)
+    # FILE SHA256 [HOST]: the server process (bench_remote.py has it listen on another address).
+    parser.add_argument("--serve", nargs="+", metavar="ARG", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(Path(args.serve[0]), args.serve[1])
+        serve(Path(args.serve[0]), args.serve[1], *args.serve[2:3])
         return 0
 
     os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
@@ -253,6 +255,20 @@ def main() -> int:
         print(f"ours   {rate_ours:8.1f} MB/s (mean over {len(ours)} rounds)")
         print(f"theirs {rate_theirs:8.1f} MB/s (hf_hub_download)")
         print(f"ratio  {ratio:8.3f} (threshold {THRESHOLD})")
+        if args.json:
+            from bench.common import report, result
+
+            row = result(
+                f"download of {args.size_mib} MiB from a local Hub server",
+                [size / t / 1e6 for t in ours],
+                "MB/s",
+                reference=[size / t / 1e6 for t in theirs],
+                reference_name="huggingface_hub.hf_hub_download",
+                target=f">= {THRESHOLD}x",
+                on="ratio",
+                note="resumable .part, sha256 verified while it streams; same server, same file",
+            )
+            return report([row], args.json)
         return 0 if ratio >= THRESHOLD else 1
     finally:
         if server is not None:

@@ -21,10 +21,8 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
-from common import Result, cli, finish, percentile, result  # noqa: E402
-
+from bench.common import Result, cli, finish, percentile, result  # noqa: E402
 from stack.engine.gateway import write_config  # noqa: E402
 from stack.settings import load_settings  # noqa: E402
 from tests.support.gguf_factory import write_tiny_model  # noqa: E402
@@ -35,13 +33,15 @@ KEY = "sk-bench-" + "g" * 32
 TOKENS = 64
 
 
-def stream_once(client: httpx.Client, url: str, key: str | None) -> tuple[float, float]:
+def stream_once(
+    client: httpx.Client, url: str, key: str | None, max_tokens: int = TOKENS
+) -> tuple[float, float]:
     """(seconds to the first content token, decode tokens/s after it)."""
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     body = {
         "model": "local-chat",
         "stream": True,
-        "max_tokens": TOKENS,
+        "max_tokens": max_tokens,
         "temperature": 0,
         "stream_options": {"include_usage": True},
         "messages": [{"role": "user", "content": "Tell me about the sea."}],

@@ -1,7 +1,7 @@
 """Header-read, library-scan, fit and fixture timings against their targets.
 
-Run: ``.venv/bin/python bench/bench_models.py``. Prints a table and exits 1 when a target
-is missed: a 150k-token-vocabulary header read in <= 20 ms (median of 20), a crafted
+Run: ``.venv/bin/python bench/bench_models.py [--json PATH]``. Prints a table and exits 1
+when a target is missed: a 150k-token-vocabulary header read in <= 20 ms (median of 20), a crafted
 header refused in <= 5 ms, a warm rescan of 100 models in <= 0.2 s (median of 5), a fit
 estimate for the most layers a header may have in <= 50 ms even when it searches every
 layer count, and the tiny test model written in <= 1 s. gguf.GGUFReader, and the fit
@@ -19,17 +19,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stack.models.fit import (
-    CUDA_OVERHEAD,
-    GIB,
-    KV_BYTES_PER_ELEMENT,
-    N_UBATCH,
-    ModelShape,
-    estimate,
-)
+from bench.common import Result, cli, report
+from stack.models.fit import CUDA_OVERHEAD, GIB, ModelShape, estimate
 from stack.models.gguf import read_header
 from stack.models.header import MAX_LAYERS, GgufError
 from stack.models.library import scan_library
+from tests.support.fit_reference import plain_parts
 from tests.support.gguf_factory import (
     STRING,
     U32,
@@ -88,24 +83,18 @@ def _deep_shape() -> ModelShape:
 
 
 def _plain_layer_search(shape: ModelShape, ctx: int, free_vram: int) -> int:
-    """The layer search as it was written first: each layer count sums its blocks again."""
-    per_element = KV_BYTES_PER_ELEMENT["f16"]
-    cells = -(-ctx // 256) * 256
-    swa_cells = min(cells, shape.sliding_window + N_UBATCH)
-    compute = N_UBATCH * (4 * (shape.n_vocab + 4 * shape.n_embd) + 2 * cells)
+    """The layer search the plain way: each layer count sums its blocks again."""
     for layers in range(shape.n_layers + 1, 0, -1):
-        weights, kv = shape.output_bytes, 0.0
-        for block in range(shape.n_layers - (layers - 1), shape.n_layers):
-            weights += shape.layer_bytes[block]
-            width = shape.kv_heads[block] * (shape.head_dim_k + shape.head_dim_v)
-            kv += (swa_cells if shape.swa_layers[block] else cells) * width * per_element
-        if weights + round(kv) + compute + CUDA_OVERHEAD <= free_vram:
+        if sum(plain_parts(shape, layers, ctx)) + CUDA_OVERHEAD <= free_vram:
             return layers
     return 0
 
 
 def main() -> int:
     import gguf  # test-only dependency, kept out of the product code
+
+    parser = cli(__doc__.splitlines()[0])
+    json_path = parser.parse_args().json
 
     rows: list[tuple[str, float, float | None]] = []
     with tempfile.TemporaryDirectory(prefix="bench-models-") as tmp:
@@ -167,7 +156,36 @@ def main() -> int:
         print(f"{label:<44} {seconds * 1000:>7.1f} ms {mark}")
     print(f"read_header is {reference / header:,.0f}x faster than gguf.GGUFReader here")
     print(f"the fit estimate is {plain / searched:,.0f}x faster than the plain sum here")
+    if json_path is not None:
+        return report(_results(rows, reference, plain), json_path)
     return 1 if missed else 0
+
+
+def _results(
+    rows: list[tuple[str, float, float | None]], reader: float, plain: float
+) -> list[Result]:
+    """The table's rows for bench/run: each timing with its target, and the two references."""
+    references = {
+        "header, 150k vocab, median of 20": (reader, "gguf.GGUFReader, once"),
+        f"fit, {MAX_LAYERS} layers, full search, median": (plain, "the plain (quadratic) sum"),
+    }
+    out = []
+    for label, seconds, target in rows:
+        if target is None:
+            continue
+        reference, name = references.get(label, (None, ""))
+        out.append(
+            Result(
+                label,
+                seconds * 1000,
+                "ms",
+                reference=None if reference is None else reference * 1000,
+                reference_name=name,
+                target=f"<= {target * 1000:g}",
+                ok=seconds <= target,
+            )
+        )
+    return out
 
 
 if __name__ == "__main__":

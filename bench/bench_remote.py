@@ -34,6 +34,7 @@ import docker
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import Result, report  # noqa: E402
 from stack.engine.logs import LogFollower  # noqa: E402
 from tests.support.docker_engine import BUSYBOX_IMAGE, LITELLM_IMAGE  # noqa: E402
 from tests.support.remote_host import RUN, RemoteHost, start_remote_host  # noqa: E402
@@ -233,7 +234,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--download-rounds", type=int, default=2)
     parser.add_argument("--size-mib", type=int, default=2048, help="the download's size")
+    parser.add_argument("--runs", type=int, help="--rounds, as bench/run names it")
+    parser.add_argument("--json", type=Path, help="also write the results here (for bench/run)")
     args = parser.parse_args()
+    if args.runs:
+        args.rounds = args.runs
     local = docker.from_env(timeout=120)
     scratch = Path(tempfile.mkdtemp(prefix="bench-remote-"))
     host = start_remote_host(scratch / "host", local, (BUSYBOX_IMAGE, LITELLM_IMAGE))
@@ -258,7 +263,45 @@ def main() -> int:
         print(f"{key:<26} {value:,.3f}")
     for what, ok in checks.items():
         print(f"{'ok  ' if ok else 'FAIL'}  {what}")
+    if args.json:
+        report(rows(results, args), args.json)
     return 0 if all(checks.values()) else 1
+
+
+def rows(results: dict[str, float], args: argparse.Namespace) -> list[Result]:
+    """The table's rows for bench/run (medians of the rounds above)."""
+    return [
+        Result(
+            "llm-tui status --json over SSH",
+            results["status_ssh_s"],
+            "s",
+            runs=args.rounds,
+            reference=results["status_local_s"],
+            reference_name="the same against the local socket",
+            target=f"<= {STATUS_TARGET}x",
+            ok=results["status_ratio"] <= STATUS_TARGET,
+            note="SSH's handshake and paramiko's import dominate",
+        ),
+        Result(
+            "log following over SSH",
+            results["log_ssh_lines_per_s"],
+            "lines/s",
+            reference=results["log_local_lines_per_s"],
+            reference_name="the same container's logs over the local socket",
+            target=f">= {LOG_TARGET}",
+            ok=results["log_ssh_lines_per_s"] >= LOG_TARGET,
+        ),
+        Result(
+            f"download of {args.size_mib} MiB into the remote host's models",
+            results["download_remote_mb_s"],
+            "MB/s",
+            runs=args.download_rounds,
+            reference=results["download_local_mb_s"],
+            reference_name="a local download from the same Hub server",
+            target=f">= {DOWNLOAD_TARGET}x",
+            ok=results["download_ratio"] >= DOWNLOAD_TARGET,
+        ),
+    ]
 
 
 if __name__ == "__main__":

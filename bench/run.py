@@ -24,6 +24,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 RESULTS = BENCH / "RESULTS.md"
 CHART = BENCH / "results.png"
+ROWS = BENCH / "results.json"  # every row of RESULTS.md, so a partial run can update it
 
 
 def machine() -> str:
@@ -133,9 +134,11 @@ def chart(rows: list[dict[str, Any]]) -> bool:
     ratios = [r["ours"] / r["reference"] for r in with_ref]
     colours = ["#c0392b" if r.get("ok") is False else "#2e86c1" for r in with_ref]
     fig, ax = plt.subplots(figsize=(10, 0.45 * len(labels) + 1.5))
-    ax.barh(labels, ratios, color=colours)
+    # Each bar runs from 1 (as fast as the reference) to the ratio, either way.
+    ax.barh(labels, [r - 1 for r in ratios], left=1, color=colours)
     ax.axvline(1.0, color="#555", linewidth=1)
-    ax.set_xlabel("ours / reference (same run)")
+    ax.set_xscale("log")  # 0.01x and 20x on one chart; 1 = as fast as the reference
+    ax.set_xlabel("ours / reference (same run, log scale; red: a target missed)")
     ax.invert_yaxis()
     ax.set_title("llm-tui against the alternatives")
     fig.tight_layout()
@@ -184,8 +187,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gpu", action="store_true", help="also run the GPU benchmarks")
     parser.add_argument("--runs", type=int, help="runs per side, for scripts that take it")
-    parser.add_argument("only", nargs="*", help="run only these scripts (e.g. bench_gateway)")
+    parser.add_argument(
+        "only",
+        nargs="*",
+        help="run only these scripts (e.g. bench_gateway); the others keep their last rows",
+    )
+    parser.add_argument(
+        "--rewrite", action="store_true", help="only rewrite RESULTS.md and the chart"
+    )
     args = parser.parse_args()
+    if args.rewrite:  # from the rows of the last run, e.g. after changing the page's layout
+        rows = json.loads(ROWS.read_text())
+        write(rows, [], chart(rows))
+        return 0
     scripts = sorted(BENCH.glob("bench_*.py"))
     if not args.gpu:
         scripts = [s for s in scripts if not s.name.startswith("bench_gpu")]
@@ -202,6 +216,12 @@ def main() -> int:
             else:
                 legacy.append((script.name, output, code))
             failures += code != 0
+    if args.only and ROWS.exists():
+        # Only some scripts ran: the others keep their rows from the last run.
+        ran = {script.name for script in scripts}
+        kept = [r for r in json.loads(ROWS.read_text()) if r.get("script") not in ran]
+        rows = sorted(kept + rows, key=lambda r: str(r.get("script")))
+    ROWS.write_text(json.dumps(rows, indent=1) + "\n")
     write(rows, legacy, chart(rows))
     print(f"\nwrote {RESULTS.relative_to(ROOT)}; {failures} script(s) missed a target or failed")
     return 1 if failures else 0
