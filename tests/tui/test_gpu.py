@@ -229,3 +229,32 @@ async def test_ticks_never_overlap_with_a_slow_driver(home: Path) -> None:
         release.set()
         await until(lambda: app.gpu_feed.ticks >= 3, "ticks go on")
         assert most[0] == 1
+
+
+async def test_a_steady_reading_repaints_no_chart_and_a_change_does() -> None:
+    # An idle GPU reads the same every second: the chart must not rebuild and repaint
+    # then (that was most of an idle dashboard's CPU), but must as soon as a dot moves.
+    from textual.app import App, ComposeResult
+
+    from tui.widgets.gpu_chart import Series
+
+    class One(App[None]):
+        def compose(self) -> ComposeResult:
+            yield Chart(top=100, id="c")
+
+    def points(now: float, value: float) -> tuple[tuple[float, float | None], ...]:
+        return tuple((t, value) for t in range(int(now) - 30, int(now) + 1))
+
+    app = One()
+    async with app.run_test(size=(80, 10)) as pilot:
+        widget = app.query_one(Chart)
+        widget.show([Series("util", points(1000, 40.0))], 1000.0)
+        await pilot.pause()
+        await settle(app)
+        assert widget._strips is not None  # drawn
+        widget.show([Series("util", points(1001, 40.0))], 1001.0)  # a second later, the same
+        assert widget._strips is not None  # kept: nothing to rebuild or repaint
+        widget.show([Series("util", points(1002, 90.0))], 1002.0)
+        assert widget._strips is None  # a different picture: rebuilt on the next refresh
+        await settle(app)
+        assert widget._strips is not None

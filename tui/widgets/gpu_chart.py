@@ -141,6 +141,7 @@ class Chart(Widget):
         self.empty_text = "no readings yet"
         self._strips: list[Strip] | None = None
         self._built_for: tuple[int, int] = (0, 0)
+        self._picture: tuple[object, ...] | None = None  # what the strips were drawn from
 
     def show(
         self, series: Sequence[Series], now: float | None, *, top: float | None = None
@@ -150,13 +151,31 @@ class Chart(Widget):
         self.now = now
         if top is not None:
             self.fixed_top = top
+        picture = self._picture_of()
+        if picture is not None and picture == self._picture:
+            return  # the same dots as on screen (a steady reading): nothing to repaint
+        self._picture = picture
         self._strips = None
         self.refresh()
+
+    def _picture_of(self) -> tuple[object, ...] | None:
+        """What the plot would show at this size: equal pictures draw the same strips."""
+        width, height = self.size
+        if not width or not height or self.now is None:
+            return None
+        top = self.top
+        cells = plot(
+            self.series, max(1, width - LABEL_WIDTH - 1), max(1, height - 1), top, self.now,
+            self.window_s,
+        )  # fmt: skip
+        has_data = any(v is not None for one in self.series for _, v in one.points)
+        return (width, height, top, has_data, tuple(map(tuple, cells)))
 
     def show_empty(self, text: str) -> None:
         if not self.series and self.now is None and self.empty_text == text:
             return  # as drawn: an idle dashboard repaints nothing
         self.series, self.now, self.empty_text = (), None, text
+        self._picture = None
         self._strips = None
         self.refresh()
 
@@ -169,10 +188,12 @@ class Chart(Widget):
 
     def on_resize(self) -> None:
         self._strips = None
+        self._picture = None
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._strips = None
+        self._picture = None
 
     def render_line(self, y: int) -> Strip:
         width, height = self.size
