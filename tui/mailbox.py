@@ -84,19 +84,12 @@ class Mailbox(Generic[T]):
     def take(self) -> list[T]:
         return self.drain()[0]
 
-    def drain(self, at_most: int | None = None) -> tuple[list[T], int]:
-        """What waits (the oldest ``at_most`` of it), and how many older items were dropped
-        to make room for it. When some is left, the node is woken again: the rest comes in
-        a later message, after what else is queued (keys, timers, a repaint) has run."""
+    def drain(self) -> tuple[list[T], int]:
+        """What waits, and how many older items were dropped to make room for it."""
         with self._lock:
-            if at_most is None or len(self._items) <= at_most:
-                items, self._items = self._items, []
-            else:
-                items, self._items = self._items[:at_most], self._items[at_most:]
+            items, self._items = self._items, []
             dropped, self._dropped = self._dropped, 0
-            more = self._woken = bool(self._items)
-        if more:
-            self._node.post_message(self._wake())
+            self._woken = False
         return items, dropped
 
 

@@ -47,23 +47,6 @@ def test_a_flood_keeps_the_newest_and_counts_the_rest() -> None:
     assert box.drain() == (["after"], 0)  # the count was handed over once
 
 
-def test_a_burst_is_handed_over_a_slice_at_a_time_with_a_wake_up_for_the_rest() -> None:
-    box, node = mailbox(limit=10_000)
-    box.put(f"line {n}" for n in range(2_500))
-    assert len(node.posted) == 1
-    first, _ = box.drain(at_most=1_000)
-    assert first == [f"line {n}" for n in range(1_000)]
-    assert len(node.posted) == 2  # the rest asks for another turn
-    box.put_one("more")  # already woken: no second wake-up for the same rest
-    assert len(node.posted) == 2
-    second, _ = box.drain(at_most=1_000)
-    third, _ = box.drain(at_most=1_000)
-    assert second + third == [*(f"line {n}" for n in range(1_000, 2_500)), "more"]
-    assert len(node.posted) == 3  # woken after the second slice, not after the last
-    box.put_one("later")
-    assert len(node.posted) == 4  # drained empty: the next put wakes the node again
-
-
 def test_compact_merges_before_anything_is_dropped() -> None:
     box, _ = mailbox(limit=3, compact=lambda lines: newest(lines, key=lambda s: s[0]))
     box.put(["a1", "b1", "a2", "c1", "b2", "a3"])

@@ -42,9 +42,6 @@ from tui.widgets.log_view import LogView
 from tui.widgets.service_card import service_roles
 
 MAX_LINES = int(FIELDS["LOG_BUFFER_LINES"].default)  # per service, unless the setting says
-# Lines taken into the pane per message: a flood is absorbed a slice at a time, with keys,
-# timers and repaints between the slices, instead of one long stall per burst.
-LINES_PER_MESSAGE = 1000
 MERGE_LIMIT = 4 * LOG_TAIL  # lines in the pane while late lines are still merged in
 RECHECK_S = 3.0  # while a stopped service is watched for a restart
 START_HINT = "Start the stack with u on the Dashboard (1)."
@@ -289,7 +286,7 @@ class LogsScreen(LogsFind):
     def on_logs_screen_lines_arrived(self, message: LinesArrived) -> None:
         if message.mailbox is not self._mailbox:
             return  # lines of a stream closed since
-        items, dropped = message.mailbox.drain(LINES_PER_MESSAGE)
+        items, dropped = message.mailbox.drain()
         if dropped:
             self.dropped += dropped
             items.insert(0, (items[0][0] if items else "", dropped_note(dropped, self.role)))
