@@ -101,7 +101,7 @@ def bench_swap(client: docker.DockerClient, home: Path, rounds: int) -> list[Res
         model = names[i % 2]
         bares.append(bare_start(client, models, model))
         start = time.perf_counter()
-        engine.swap(model, wait=False)
+        engine.swap(model)  # waits for /health, as `llm-tui swap` and the TUI do
         first_token(gateway, KEY)
         swaps.append(time.perf_counter() - start)
         engine = Engine(load_settings(home / ".env"), client=client)
