@@ -272,6 +272,30 @@ async def test_a_dying_service_is_announced_and_polled(app: LlmTuiApp, engine: F
         assert "exit code 139" in notes(app)[0][1]
 
 
+async def test_a_death_the_event_stream_missed_is_announced_from_the_poll_once(
+    app: LlmTuiApp, engine: FakeEngine
+) -> None:
+    # The stream can miss an event (it was reopened meanwhile): the poll that sees the
+    # container gone from running to exited says it, once, however often it polls.
+    engine.statuses = running_stack()
+    async with app.run_test(size=SIZE):
+        await settle(app)
+        screen = app.screen
+        assert isinstance(screen, DashboardScreen)
+        inference = engine.statuses[0]
+        engine.statuses = [
+            replace(inference, state="exited", health="", exit_code=137),
+            *engine.statuses[1:],
+        ]
+        for _ in range(2):
+            screen.stack_panel.poll_now()
+            await settle(app)
+        stopped = [m for t, m in notes(app) if t == "Service stopped"]
+        assert stopped == [
+            f"{inference.name} stopped with exit code 137. Its logs say why (l on its card)."
+        ]
+
+
 async def test_the_event_stream_closes_when_the_dashboard_hides(
     app: LlmTuiApp, engine: FakeEngine
 ) -> None:

@@ -109,6 +109,9 @@ class StackPanel(Vertical):
         self._poll_timer: Timer | None = None
         self._events: StreamHandle[EventSource] | None = None
         self._events_worker: Worker[None] | None = None
+        # Containers whose death was announced: once each, from the event or, when the
+        # stream missed it (reopened meanwhile), from the next poll.
+        self._announced: set[str] = set()
 
     @property
     def llm_app(self) -> LlmTuiApp:
@@ -143,9 +146,11 @@ class StackPanel(Vertical):
         self.deactivate()
 
     def settings_changed(self, settings: Settings) -> None:
+        renamed = settings.stack_name != self._settings.stack_name
         self._settings = settings
         self.query_one("#stack-summary", Static).update(stack_summary(settings))
-        self._stop_events()  # another STACK_NAME means other containers to watch
+        if renamed:
+            self._stop_events()  # other containers to watch; the next poll opens a stream
         self.poll_now()
 
     # --- status poll --------------------------------------------------------------------
@@ -189,6 +194,12 @@ class StackPanel(Vertical):
             self._poll_timer = self.set_timer(delay, self.poll_now)
 
     def on_stack_panel_polled(self, message: Polled) -> None:
+        before = {s.name: s.state for s in self.statuses or []}
+        for status in message.statuses:
+            if status.state == "running":
+                self._announced.discard(status.name)
+            elif before.get(status.name) == "running" and status.state == "exited":
+                self.announce_death(status.name, status.exit_code)
         self.statuses = message.statuses
         self.engine_problem = ""
         self.show_statuses()
@@ -265,16 +276,24 @@ class StackPanel(Vertical):
                 timeout=15,
                 markup=False,
             )
-        elif event.action == "die" and not busy and event.exit_code not in (None, *QUIET_EXITS):
-            self.notify(
-                f"{event.name} stopped with exit code {event.exit_code}. "
-                "Its logs say why (l on its card).",
-                title="Service stopped",
-                severity="error",
-                timeout=15,
-                markup=False,
-            )
+        elif event.action == "die" and not busy:
+            self.announce_death(event.name, event.exit_code)
         self.poll_now()
+
+    def announce_death(self, name: str, exit_code: int | None) -> None:
+        """Say once that a container stopped on its own (not one we stopped, not twice)."""
+        if self.llm_app.stack_operation is not None or exit_code in (None, *QUIET_EXITS):
+            return
+        if name in self._announced:
+            return
+        self._announced.add(name)
+        self.notify(
+            f"{name} stopped with exit code {exit_code}. Its logs say why (l on its card).",
+            title="Service stopped",
+            severity="error",
+            timeout=15,
+            markup=False,
+        )
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker, state = event.worker, event.state
