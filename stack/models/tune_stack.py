@@ -8,6 +8,7 @@ process where the driver says; otherwise the reading is said to be low).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -117,7 +118,7 @@ def free_for_a_model(
     from stack.gpu import FreeVram, read_free_vram
     from stack.gpu import read_gpus as nvml_gpus
 
-    read = read_gpus or nvml_gpus
+    read = functools.cache(read_gpus or nvml_gpus)  # one NVML reading serves both steps
     memory = read_free_vram(read)
     if memory.free is None:
         return memory

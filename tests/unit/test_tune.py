@@ -234,8 +234,15 @@ def test_the_model_being_served_fits_against_the_memory_it_holds() -> None:
             return [_Running()]
 
     containers = {7: "abc123def4567890" + "0" * 48}
-    memory = free_for_a_model(Engine(), lambda: [sample], containers.get)  # type: ignore[arg-type]
+    reads: list[int] = []
+
+    def read() -> list[GpuSample]:
+        reads.append(1)
+        return [sample]
+
+    memory = free_for_a_model(Engine(), read, containers.get)  # type: ignore[arg-type]
     assert memory.free == int(0.4 * GIB) + int(5.2 * GIB)
+    assert len(reads) == 1  # one NVML reading for the free memory and the processes
     assert "the running llama-server holds" in memory.note
 
     class Stopped:
