@@ -6,7 +6,9 @@ A flood of log lines or tokens thus costs one message per screen update, not one
 It holds at most ``limit`` items, so a container that writes faster than the screen draws
 cannot grow it without end: past the limit ``compact`` merges what waits (tokens into one
 piece, progress into the newest of each kind), and what still does not fit is dropped
-oldest first and counted, for the screen to say so (`drain`).
+oldest first and counted, for the screen to say so (`drain`). A worker that would rather
+wait than have its items dropped (a log stream: the engine holds what it has not sent yet)
+calls `wait_below` after a `put`, and reads on once the screen has taken what waits.
 
 `StreamHandle`: a stream that a worker opens (a blocking call) and reads, and that the app
 loop must be able to close at any moment, even before the worker has it. Closing happens
@@ -56,19 +58,29 @@ class Mailbox(Generic[T]):
         self._limit = limit
         self._compact = compact
         self._lock = threading.Lock()
+        self._taken = threading.Condition(self._lock)
         self._items: list[T] = []
         self._dropped = 0
         self._woken = False
 
-    def put(self, items: Iterable[T]) -> None:
+    def put(self, items: Iterable[T]) -> int:
+        """Add ``items``; how many wait now (at most ``limit``)."""
         with self._lock:
             self._items.extend(items)
             if len(self._items) > self._limit:
                 self._shrink()
+            waiting = len(self._items)
             if self._woken or not self._items:
-                return
+                return waiting
             self._woken = True
         self._node.post_message(self._wake())
+        return waiting
+
+    def wait_below(self, count: int, timeout: float) -> bool:
+        """Block until fewer than ``count`` items wait (the screen took them), or ``timeout``
+        seconds; True if they did."""
+        with self._taken:
+            return self._taken.wait_for(lambda: len(self._items) < count, timeout)
 
     def put_one(self, item: T) -> None:
         self.put((item,))
@@ -90,6 +102,7 @@ class Mailbox(Generic[T]):
             items, self._items = self._items, []
             dropped, self._dropped = self._dropped, 0
             self._woken = False
+            self._taken.notify_all()
         return items, dropped
 
 

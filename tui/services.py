@@ -169,11 +169,11 @@ def scan_local_models(settings: Settings) -> list[LocalModel]:
     return scan_models(settings)
 
 
-def follow_container_logs(container: Any) -> LogSource:
-    """Follow ``container``'s logs from its last LOG_TAIL lines on, with timestamps."""
+def follow_container_logs(container: Any, tail: int = LOG_TAIL) -> LogSource:
+    """Follow ``container``'s logs from its last ``tail`` lines on, with timestamps."""
     from stack.engine.logs import LogFollower
 
-    return LogFollower(container, follow=True, tail=LOG_TAIL, timestamps=True)
+    return LogFollower(container, follow=True, tail=tail, timestamps=True)
 
 
 def make_engine(settings: Settings) -> StackEngine:
@@ -198,7 +198,7 @@ class Services:
     check_connection: Callable[..., list[Probe]] = field(default=check_connection)
     load_settings: Callable[[Path], Settings] = field(default=load_settings)
     make_engine: Callable[[Settings], StackEngine] = field(default=make_engine)
-    follow_logs: Callable[[Any], LogSource] = field(default=follow_container_logs)
+    follow_logs: Callable[..., LogSource] = field(default=follow_container_logs)
     read_gpus: Callable[[], list[GpuSample]] = field(default=read_gpus)
     # The GPU charts' sampler (one NVML session, kept open while the charts show).
     make_gpu_sampler: Callable[[], GpuSampler] = field(default=make_gpu_sampler)

@@ -263,11 +263,17 @@ class FakeLogs:
     batches: dict[str, list[list[LogLine]]] = field(default_factory=dict)
     hold: bool = True
     opened: list[str] = field(default_factory=list)
+    tails: list[int] = field(default_factory=list)
     streams: list[FakeStream] = field(default_factory=list)
+    # Batches for the streams opened again (after a skip ahead), per role.
+    later: dict[str, list[list[LogLine]]] = field(default_factory=dict)
 
-    def __call__(self, container: FakeContainer) -> FakeStream:
+    def __call__(self, container: FakeContainer, tail: int = 500) -> FakeStream:
         self.opened.append(container.role)
-        stream = FakeStream(self.batches.get(container.role, []), hold=self.hold)
+        self.tails.append(tail)
+        again = self.opened.count(container.role) > 1 and container.role in self.later
+        batches = self.later if again else self.batches
+        stream = FakeStream(batches.get(container.role, []), hold=self.hold)
         self.streams.append(stream)
         return stream
 

@@ -13,7 +13,7 @@ from stack.engine.logs import LogLine
 from tests.tui.fakes import FakeEngine, FakeLogs, running_stack
 from tests.tui.helpers import SIZE, go_to, notes, settle, text, until
 from tui.__main__ import LlmTuiApp
-from tui.screens.logs import MAX_LINES, LogsScreen, clock
+from tui.screens.logs import BACKLOG, MAX_LINES, LogsScreen, clock
 from tui.widgets.service_card import ServiceCard
 
 pytestmark = [pytest.mark.tui, pytest.mark.anyio]
@@ -35,6 +35,11 @@ async def calm(app: LlmTuiApp) -> None:
 
 def log_lines(app: LlmTuiApp) -> list[str]:
     return list(app.screen.query_one(Log).lines)
+
+
+def texts(app: LlmTuiApp) -> list[str]:
+    """The pane's lines without their time column."""
+    return [line.split("  ", 1)[-1] for line in log_lines(app)]
 
 
 def status(app: LlmTuiApp) -> str:
@@ -342,6 +347,41 @@ async def test_l_on_a_dashboard_card_opens_its_logs(
         screen = app.screen
         assert isinstance(screen, LogsScreen) and screen.role == "api-gateway"
         await go_to(app, pilot, "dashboard")
+
+
+def stamp(n: int) -> str:
+    """The n-th millisecond of a day, as the engine stamps a line."""
+    hours, minutes, seconds = n // 3_600_000, n // 60_000 % 60, n // 1000 % 60
+    return f"2025-01-01T{hours:02d}:{minutes:02d}:{seconds:02d}.{n % 1000:03d}Z"
+
+
+async def test_a_stream_that_outruns_the_pane_skips_to_its_newest_lines(
+    app: LlmTuiApp, running_engine: FakeEngine, logs: FakeLogs
+) -> None:
+    per = BACKLOG + 100  # each read brings more than the pane takes at once
+    flood = [
+        [LogLine(f"flood {n}", stamp(n)) for n in range(k * per, (k + 1) * per)] for k in range(60)
+    ]
+    logs.batches = {"inference": flood}
+    end = 60 * per
+    logs.later = {  # the stream opened again: its tail, then what comes after
+        "inference": [
+            [LogLine("replayed, shown already", stamp(0)), LogLine("newest 1", stamp(end))],
+            [LogLine("newest 2", stamp(end + 1))],
+        ]
+    }
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app)
+        await pilot.press("3")
+        await until(lambda: texts(app)[-1:] == ["newest 2"], "the newest lines show", 60)
+        await calm(app)
+        shown = texts(app)
+        assert logs.tails[-1] == BACKLOG  # opened again from its newest lines
+        skipped = [i for i, line in enumerate(shown) if "skipped to its newest lines" in line]
+        assert len(skipped) == 1
+        assert shown[skipped[0] + 1 :] == ["newest 1", "newest 2"]
+        assert "replayed, shown already" not in shown  # its tail: what the pane has already
+        assert f"flood {end - 1}" not in shown  # the flood's end was never read: skipped
 
 
 async def test_a_flood_faster_than_the_screen_is_bounded_and_said(

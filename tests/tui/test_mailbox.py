@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import cast
 
@@ -64,3 +65,16 @@ def test_tokens_merge_into_one_piece_that_reads_the_same() -> None:
         box.put_one(ChatDelta(f"{n} "))
     items, dropped = box.drain()
     assert dropped == 0 and "".join(d.text for d in items) == "".join(f"{n} " for n in range(1000))
+
+
+def test_a_worker_waits_for_the_screen_to_take_instead_of_dropping() -> None:
+    box, _ = mailbox(limit=100)
+    assert box.put(f"line {n}" for n in range(30)) == 30
+    assert not box.wait_below(20, timeout=0.01)  # nobody took them: the wait runs out
+    taken: list[list[str]] = []
+    screen = threading.Thread(target=lambda: taken.append(box.take()))
+    screen.start()
+    assert box.wait_below(20, timeout=30)  # woken by the take, not by the timeout
+    screen.join()
+    assert taken == [[f"line {n}" for n in range(30)]]
+    assert box.wait_below(1, timeout=0)  # empty: no wait at all

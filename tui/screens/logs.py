@@ -6,7 +6,11 @@ lines show); both take plain text or a regex (ctrl+r) and ignore case unless ask
 follows, and scrolling up stops following until End.
 
 A thread worker per shown service reads its container's log stream in batches and drops
-them in one mailbox; the app loop writes whatever piled up in one `write_lines`. Streams
+them in one mailbox; the app loop writes whatever piled up in one `write_lines`, at most
+TAKE_S apart (FLOOD_TAKE_S while the streams flood it: repainting a pane of new lines is
+the app's dearest work). A flood's streams wait for the pane instead of reading on (the
+engine holds their lines), and one that outruns the pane for SKIP_S starts again from its
+newest lines, so the app stays responsive and shows what is current. Streams
 are closed as soon as the pane is hidden or switched, and opened again (from the last
 LOG_TAIL lines) when it shows. A container that stops ends its stream: the pane says so,
 and picks its logs up again when the service runs once more. Every buffer is bounded by
@@ -20,6 +24,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import ClassVar
 
 from textual import work
@@ -44,6 +49,10 @@ from tui.widgets.service_card import service_roles
 MAX_LINES = int(FIELDS["LOG_BUFFER_LINES"].default)  # per service, unless the setting says
 MERGE_LIMIT = 4 * LOG_TAIL  # lines in the pane while late lines are still merged in
 RECHECK_S = 3.0  # while a stopped service is watched for a restart
+BACKLOG = 2000  # lines waiting for the pane past which its streams wait before reading on
+SKIP_S = 1.0  # a stream that outran the pane this long starts again from its newest lines
+TAKE_S = 0.05  # the pane takes what piled up at most this often
+FLOOD_TAKE_S = 0.2  # … and while its streams flood it (5 paints a second)
 START_HINT = "Start the stack with u on the Dashboard (1)."
 
 
@@ -58,12 +67,18 @@ def clock(stamp: str, offset: int) -> str:
 
 
 def format_lines(lines: Iterable[LogLine], offset: int, prefix: str = "") -> list[str]:
-    return [
-        f"{prefix}{clock(line.timestamp, offset)}  {line.text}"
-        if line.timestamp
-        else f"{prefix}{line.text}"
-        for line in lines
-    ]
+    """Each line as the pane shows it (local time, then the text); a flood's lines share
+    their second, so its clock is worked out once per second, not per line."""
+    shown: list[str] = []
+    second, time_of_day = "", ""
+    for text, stamp in lines:
+        if not stamp:
+            shown.append(f"{prefix}{text}")
+            continue
+        if stamp[:19] != second:
+            second, time_of_day = stamp[:19], clock(stamp, offset)
+        shown.append(f"{prefix}{time_of_day}  {text}")
+    return shown
 
 
 def role_prefix(role: str, width: int) -> str:
@@ -74,12 +89,16 @@ def stopped_note(role: str) -> str:
     return f"── {role} stopped; its logs continue here when it runs again ──"
 
 
-def first(item: tuple[str, str]) -> str:
-    return item[0]
+first = itemgetter(0)  # an item's stamp (C speed: a flood sorts thousands of items a take)
+second = itemgetter(1)  # its text
 
 
 def dropped_note(count: int, role: str) -> str:
     return f"── {count:,} lines dropped: {role} wrote them faster than this pane could show ──"
+
+
+def skipped_note(role: str) -> str:
+    return f"── {role} writes faster than this pane can show: skipped to its newest lines ──"
 
 
 class LogsScreen(LogsFind):
@@ -139,9 +158,13 @@ class LogsScreen(LogsFind):
         self._started_at: dict[str, str] = {}
         self._live: set[str] = set()  # roles whose stream is open now
         self._recheck: Timer | None = None
+        self._take_timer: Timer | None = None
+        self._taken_at = float("-inf")
+        self._take_every = TAKE_S
         self._state = ""  # what the status line says about the stream
         self._problem = ""
         self._scrolled_off = False  # following stopped because the user scrolled up
+        self._status_text = ""  # what the status line shows now
 
     # --- layout -------------------------------------------------------------------------
 
@@ -225,6 +248,9 @@ class LogsScreen(LogsFind):
         if self._recheck is not None:
             self._recheck.stop()
             self._recheck = None
+        if self._take_timer is not None:
+            self._take_timer.stop()
+            self._take_timer = None
         for handle in self._handles.values():
             handle.close()
         self._handles.clear()
@@ -264,13 +290,43 @@ class LogsScreen(LogsFind):
         self.post_message(self.FollowStarted(mailbox, role, started_at))
         offset = self._offset
         last = ""
-        for batch in source.batches():
-            if handle.closed:
+        shown_until = ""  # after a skip ahead: lines up to this stamp are in the pane already
+        while True:
+            behind = False
+            flooded_since: float | None = None  # since when every read found the pane full
+            for batch in source.batches():
+                if handle.closed:
+                    return
+                if shown_until:
+                    batch = [line for line in batch if line.timestamp > shown_until]
+                    shown_until = "" if batch else shown_until
+                # Formatted here, not on the app loop; the stamp orders the all-services view.
+                texts = format_lines(batch, offset, prefix)
+                stamps = (line.timestamp for line in batch)
+                waiting = mailbox.put(zip(stamps, texts, strict=True))
+                last = batch[-1].timestamp if batch else last
+                if waiting < BACKLOG:
+                    flooded_since = None
+                    continue
+                # A flood: read on only once the pane has taken what waits. The engine
+                # holds the rest meanwhile, and neither this thread nor the engine burns a
+                # core on lines the pane could only drop. A flood that outruns the pane for
+                # SKIP_S falls behind: the stream starts again from its newest lines.
+                now = time.monotonic()
+                flooded_since = now if flooded_since is None else flooded_since
+                if now - flooded_since > SKIP_S:
+                    behind = True
+                    break
+                while not handle.closed and not mailbox.wait_below(BACKLOG, timeout=0.25):
+                    pass
+            if not behind or handle.closed:
+                break
+            source.close()
+            source = self.llm_app.services.follow_logs(container, tail=BACKLOG)
+            if not handle.attach(source):
                 return
-            # Formatted here, not on the app loop; the stamp orders the all-services view.
-            texts = format_lines(batch, offset, prefix)
-            mailbox.put(zip((line.timestamp for line in batch), texts, strict=True))
-            last = batch[-1].timestamp if batch else last
+            mailbox.put_one((last, skipped_note(role)))
+            shown_until = last
         if not handle.closed:
             self.post_message(self.FollowEnded(mailbox, role, last))
 
@@ -286,14 +342,32 @@ class LogsScreen(LogsFind):
     def on_logs_screen_lines_arrived(self, message: LinesArrived) -> None:
         if message.mailbox is not self._mailbox:
             return  # lines of a stream closed since
-        items, dropped = message.mailbox.drain()
+        wait = self._taken_at + self._take_every - time.monotonic()
+        if wait <= 0:
+            self.take_lines()
+        elif self._take_timer is None:  # what arrives meanwhile waits in the mailbox
+            self._take_timer = self.set_timer(wait, self._take_due, name="logs-take")
+
+    def _take_due(self) -> None:
+        self._take_timer = None
+        self.take_lines()
+
+    def take_lines(self) -> None:
+        """Write what waits in the mailbox (and say how many were dropped to make room)."""
+        if self._mailbox is None:
+            return
+        self._taken_at = time.monotonic()
+        items, dropped = self._mailbox.drain()
+        self._take_every = FLOOD_TAKE_S if len(items) >= BACKLOG else TAKE_S
+        if not items and not dropped:
+            return
         if dropped:
             self.dropped += dropped
             items.insert(0, (items[0][0] if items else "", dropped_note(dropped, self.role)))
         if self.role == ALL and len(self._handles) > 1:
             self.merge(items)
         else:
-            self.add_lines([text for _, text in items])
+            self.add_lines(list(map(second, items)))
 
     def merge(self, items: list[tuple[str, str]]) -> None:
         """All services: lines in the order they were written, whichever stream brought them.
@@ -303,12 +377,14 @@ class LogsScreen(LogsFind):
         pane is young (the tails): later the streams are live, and a line that arrives a few
         milliseconds late is not worth redrawing the pane.
         """
-        newest = self._stamps[-1] if self._stamps else ""
-        items = sorted(((stamp or newest, text) for stamp, text in items), key=first)
         if not items:
             return
+        newest = self._stamps[-1] if self._stamps else ""
+        items.sort(key=first)
+        if not items[0][0]:  # unstamped (rare): the newest stamp, so they stay in place
+            items = sorted(((stamp or newest, text) for stamp, text in items), key=first)
         if items[0][0] >= newest or len(self.lines) > MERGE_LIMIT:
-            self.add_lines([text for _, text in items], [stamp for stamp, _ in items])
+            self.add_lines(list(map(second, items)), list(map(first, items)))
             return
         merged = list(heapq.merge(zip(self._stamps, self.lines, strict=True), items, key=first))
         self._stamps = deque((stamp for stamp, _ in merged), maxlen=self.lines.maxlen)
@@ -333,7 +409,7 @@ class LogsScreen(LogsFind):
     def on_logs_screen_follow_ended(self, message: FollowEnded) -> None:
         if message.mailbox is not self._mailbox:
             return
-        self.on_logs_screen_lines_arrived(self.LinesArrived(message.mailbox))
+        self.take_lines()  # the stream's last lines before the note that it stopped
         self._live.discard(message.role)
         if self.role == ALL and len(self._handles) > 1:
             self.merge([(message.last, stopped_note(message.role))])
@@ -348,6 +424,7 @@ class LogsScreen(LogsFind):
     def on_logs_screen_follow_failed(self, message: FollowFailed) -> None:
         if message.mailbox is not self._mailbox:
             return
+        self.take_lines()
         if self._live:  # the other services still stream: say it in the pane, not instead
             self.add_lines([f"── {message.role}: {message.text.splitlines()[0]} ──"])
         else:

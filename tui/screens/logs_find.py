@@ -65,6 +65,7 @@ class LogsFind(ModeScreen):
     held: int  # lines that arrived while paused
     _state: str  # what the status line says about the stream
     _scrolled_off: bool  # following stopped because the user scrolled up
+    _status_text: str
 
     @dataclass
     class Saved(Message):
@@ -325,7 +326,11 @@ class LogsFind(ModeScreen):
                 parts.append(
                     f"search {self.search.describe()}: {where}{self.match_count:,} {plural}"
                 )
-        self.query_one("#logs-status", Static).update("  ·  ".join(parts))
+        status = self.query_one("#logs-status", Static)
+        text = "  ·  ".join(parts)
+        if text != self._status_text:  # one line of fixed height: no layout to redo
+            self._status_text = text
+            status.update(text, layout=False)
 
     def show_empty(self, text: str) -> None:
         empty = self.query_one("#logs-empty", Static)

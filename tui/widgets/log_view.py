@@ -14,11 +14,14 @@ following off when the user scrolls up and back on when they reach the end (End)
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from rich.cells import cell_len
 from rich.highlighter import Highlighter
 from rich.style import Style
 from rich.text import Text
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.strip import Strip
 from textual.widgets import Log
@@ -29,6 +32,11 @@ LLAMA_LEVEL = re.compile(r"(?:^|\s)\d+\.\d{2}\.\d{3}\.\d{3} ([IWED]) ")
 WORD_LEVEL = re.compile(r"\b(DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL|Traceback)\b")
 TIME = re.compile(r"^(?:\S+ +│ )?(\d\d:\d\d:\d\d)  ")
 ROLE = re.compile(r"^(\S+) +│ ")
+# Characters one cell wide that `Log` shows as they are (no tab, no control, nothing wide or
+# zero-width): text made only of these is as wide as it is long.
+NOT_ONE_CELL = re.compile(
+    "[^\n\x20-\x7e\u00a0-\u02ff\u2010-\u2027\u2030-\u205e\u2190-\u21ff\u2500-\u25fc]"
+)
 LEVELS = {
     "E": "error",
     "W": "warning",
@@ -119,6 +127,7 @@ class LogView(Log):
         self.line_styles = LineStyles()
         self.highlighter = self.line_styles
         self.at_end = True
+        self._frame_style: Style | None = None
 
     def on_mount(self) -> None:
         self._load_styles()
@@ -133,10 +142,73 @@ class LogView(Log):
             name.removeprefix("log-view--"): self.get_component_rich_style(name)
             for name in self.COMPONENT_CLASSES
         }
+        self._render_line_cache.clear()
+
+    def write_lines(self, lines: Iterable[str], scroll_end: bool | None = None) -> LogView:
+        """`Log.write_lines`, at a flood's pace.
+
+        Textual's measures each new line's width on a thread worker of its own per call
+        (whose description is the repr of every line), which under a flood of writes costs
+        the app loop more than the lines themselves. Here the width is measured in place:
+        ``max(map(len, …))`` where every character is one cell, `cell_len` otherwise. A
+        write of more lines than the pane holds keeps only its newest. And the pane is drawn
+        again: Textual's is not once it is full, so a full pane that follows shows stale
+        lines (its scroll position stays while its lines move up under it).
+        """
+        at_end = self.is_vertical_scroll_end
+        auto_scroll = self.auto_scroll if scroll_end is None else scroll_end
+        text = "\n".join(lines)
+        new_lines = text.splitlines()
+        if not new_lines:
+            return self
+        if self.max_lines is not None and len(new_lines) > self.max_lines:
+            new_lines = new_lines[-self.max_lines :]
+        self._lines.extend(new_lines)
+        if self.max_lines is not None and len(self._lines) > self.max_lines:
+            self._prune_max_lines()
+        if NOT_ONE_CELL.search(text) is None:
+            widest = max(map(len, new_lines))
+        else:
+            widest = max(cell_len(self._process_line(line)) for line in new_lines)
+        self._width = max(self._width, widest)
+        self.virtual_size = Size(self._width, len(self._lines))
+        # No drawn line is kept for the new lines' places (pruning moved the kept ones up with
+        # their lines), so nothing to forget line by line; what shows is drawn again, since a
+        # full pane that follows does not scroll: its lines move up under it.
+        self.refresh()
+        if auto_scroll and not self.is_vertical_scrollbar_grabbed and at_end:
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
+        return self
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # `Log` works out the widget's style (a walk up the DOM) for every line it draws;
+        # once a frame is enough.
+        self._frame_style = self.rich_style
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._frame_style = None
+
+    def _render_line(self, y: int, scroll_x: int, width: int) -> Strip:
+        rich_style = self._frame_style or self.rich_style
+        if y >= len(self._lines):
+            return Strip.blank(width, rich_style)
+        line = self._render_line_strip(y, rich_style)
+        line = line.crop_extend(scroll_x, scroll_x + width, rich_style)
+        return line.apply_offsets(scroll_x, y)
 
     def _render_line_strip(self, y: int, rich_style: Style) -> Strip:
+        # Textual 8.2's `Log` keeps a drawn line only while text is selected; kept here
+        # whenever nothing is (the cache is cleared when the search or the styles change).
+        if self.text_selection is None:
+            cached = self._render_line_cache.get(y)
+            if cached is not None:
+                return cached
         self.line_styles.line_index = y
-        return super()._render_line_strip(y, rich_style)
+        strip = super()._render_line_strip(y, rich_style)
+        if self.text_selection is None:
+            self._render_line_cache[y] = strip
+        return strip
 
     def set_search(self, pattern: re.Pattern[str] | None, current: int = -1) -> None:
         self.line_styles.search = pattern

@@ -1,0 +1,70 @@
+"""The log pane itself: a full pane that follows keeps drawing its newest lines, and the
+width of what it holds is measured in cells."""
+
+from __future__ import annotations
+
+import pytest
+from rich.style import Style
+from textual.app import App, ComposeResult
+from textual.strip import Strip
+
+from tests.tui.helpers import settle, until
+from tui.widgets.log_view import LogView
+
+pytestmark = [pytest.mark.tui, pytest.mark.anyio]
+
+
+class Pane(App[None]):
+    def __init__(self, max_lines: int) -> None:
+        super().__init__()
+        self.max_lines = max_lines
+
+    def compose(self) -> ComposeResult:
+        yield LogView(max_lines=self.max_lines, id="pane")
+
+
+async def test_a_full_pane_that_follows_draws_the_lines_that_keep_coming() -> None:
+    app = Pane(max_lines=50)
+    async with app.run_test(size=(60, 10)):
+        pane = app.query_one(LogView)
+        pane.write_lines([f"line {n}" for n in range(50)])  # full, scrolled to its end
+        await settle(app)
+        drawn: list[str] = []
+        draw = pane._render_line_strip
+
+        def recording(y: int, style: Style) -> Strip:
+            drawn.append(pane.lines[y])
+            return draw(y, style)
+
+        pane._render_line_strip = recording  # type: ignore[method-assign]
+        # Its scroll position cannot move (still 50 lines): the lines move up under it.
+        pane.write_lines(["newest"])
+        await until(lambda: "newest" in drawn, "the newest line is drawn")
+        assert pane.lines[-1] == "newest" and len(pane.lines) == 50
+        assert pane.is_vertical_scroll_end
+
+
+async def test_a_write_larger_than_the_pane_keeps_its_newest_lines() -> None:
+    app = Pane(max_lines=10)
+    async with app.run_test(size=(60, 10)):
+        pane = app.query_one(LogView)
+        pane.write_lines([f"line {n}" for n in range(1000)])
+        assert list(pane.lines) == [f"line {n}" for n in range(990, 1000)]
+
+
+@pytest.mark.parametrize(
+    ("line", "cells"),
+    [
+        ("a" * 70, 70),
+        ("inference │ 12:00:00  ── note … → ok ──", 39),  # one cell each, not ASCII
+        ("漢字" * 10, 40),  # two cells each
+        ("\tx", 9),  # a tab to the next stop of 8
+        ("e\u0301" * 5, 5),  # combining accents take no cell of their own
+    ],
+)
+async def test_the_width_is_measured_in_cells(line: str, cells: int) -> None:
+    app = Pane(max_lines=10)
+    async with app.run_test(size=(30, 10)):
+        pane = app.query_one(LogView)
+        pane.write_lines(["short", line])
+        assert pane.virtual_size.width == cells
