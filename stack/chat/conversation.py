@@ -245,7 +245,7 @@ def export_markdown(conversation: Conversation) -> str:
     """The conversation as a Markdown document (the reasoning in a closed <details>)."""
     settings = conversation.settings
     parts = [f"# {conversation.display_title}", ""]
-    facts = [f"model `{settings.model}`", f"started {conversation.created}"]
+    facts = [f"model `{settings.model}`", f"started {_to_the_second(conversation.created)}"]
     for name in ("temperature", "max_tokens", "top_p"):
         value = getattr(settings, name)
         if value is not None:
@@ -298,3 +298,9 @@ def _number(value: Any) -> float | None:
 
 def _whole(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _to_the_second(moment: str) -> str:
+    """``2026-12-02T02:35:00.123Z`` → ``2026-12-02T02:35:00Z`` (for people to read)."""
+    head, dot, _ = moment.partition(".")
+    return f"{head}Z" if dot and moment.endswith("Z") else moment

@@ -70,7 +70,10 @@ def utc_now() -> datetime:
 
 
 def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """``2026-12-02T02:35:00.123Z``: to the millisecond, so that of two conversations
+    written within one second the later one lists first."""
+    utc = moment.astimezone(UTC)
+    return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}Z"
 
 
 @dataclass(frozen=True)
@@ -157,18 +160,17 @@ class ConversationStore:
             except OSError:
                 continue  # deleted meanwhile, or unreadable: not listed
             last = conversation.messages[-1].at if conversation.messages else ""
-            found.append(
-                Summary(
-                    id=conversation.id,
-                    title=conversation.display_title,
-                    created=conversation.created,
-                    # The last message's time: a rename does not move it up the list.
-                    updated=_epoch(last) or _epoch(conversation.created) or stat.st_mtime,
-                    messages=len(conversation.messages),
-                    model=conversation.settings.model,
-                    path=path,
-                )
+            summary = Summary(
+                id=conversation.id,
+                title=conversation.display_title,
+                created=conversation.created,
+                # The last message's time: a rename does not move it up the list.
+                updated=_epoch(last) or _epoch(conversation.created) or stat.st_mtime,
+                messages=len(conversation.messages),
+                model=conversation.settings.model,
+                path=path,
             )
+            found.append(summary)
         return sorted(found, key=lambda summary: (summary.updated, summary.id), reverse=True)
 
     def delete(self, conversation_id: str) -> None:
@@ -414,10 +416,12 @@ def _apply(conversation: Conversation, record: dict[str, Any], by_n: dict[int, M
 
 
 def _epoch(moment: str) -> float | None:
-    try:
-        return datetime.strptime(moment, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
-    except ValueError:
-        return None
+    for layout in ("%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ"):  # older files: seconds
+        try:
+            return datetime.strptime(moment, layout).replace(tzinfo=UTC).timestamp()
+        except ValueError:
+            continue
+    return None
 
 
 def _delta_number(line: bytes) -> int | None:
