@@ -3,6 +3,7 @@ search, filter, pause, save, follow and the all-services view."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -349,25 +350,28 @@ async def test_l_on_a_dashboard_card_opens_its_logs(
         await go_to(app, pilot, "dashboard")
 
 
-def stamp(n: int) -> str:
-    """The n-th millisecond of a day, as the engine stamps a line."""
-    hours, minutes, seconds = n // 3_600_000, n // 60_000 % 60, n // 1000 % 60
-    return f"2025-01-01T{hours:02d}:{minutes:02d}:{seconds:02d}.{n % 1000:03d}Z"
+def stamp(ms: int) -> str:
+    """A moment (milliseconds since the epoch) as the engine stamps a line."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
 
 
 async def test_a_stream_that_outruns_the_pane_skips_to_its_newest_lines(
     app: LlmTuiApp, running_engine: FakeEngine, logs: FakeLogs
 ) -> None:
-    per = BACKLOG + 100  # each read brings more than the pane takes at once
+    # Each read brings more than the pane takes at once, stamped a millisecond apart per
+    # 100 lines: the pane takes 0.2 s for what the container wrote in 21 ms, and falls behind.
+    per = BACKLOG + 100
+    now = int(time.time() * 1000) - 3_600_000  # an hour ago
     flood = [
-        [LogLine(f"flood {n}", stamp(n)) for n in range(k * per, (k + 1) * per)] for k in range(60)
+        [LogLine(f"flood {n}", stamp(now + n // 100)) for n in range(k * per, (k + 1) * per)]
+        for k in range(60)
     ]
     logs.batches = {"inference": flood}
     end = 60 * per
     logs.later = {  # the stream opened again: its tail, then what comes after
         "inference": [
-            [LogLine("replayed, shown already", stamp(0)), LogLine("newest 1", stamp(end))],
-            [LogLine("newest 2", stamp(end + 1))],
+            [LogLine("replayed, shown already", stamp(now)), LogLine("newest 1", stamp(now + end))],
+            [LogLine("newest 2", stamp(now + end + 1))],
         ]
     }
     async with app.run_test(size=SIZE) as pilot:

@@ -9,7 +9,7 @@ A thread worker per shown service reads its container's log stream in batches an
 them in one mailbox; the app loop writes whatever piled up in one `write_lines`, at most
 TAKE_S apart (FLOOD_TAKE_S while the streams flood it: repainting a pane of new lines is
 the app's dearest work). A flood's streams wait for the pane instead of reading on (the
-engine holds their lines), and one that outruns the pane for SKIP_S starts again from its
+engine holds their lines), and one the pane is SKIP_S behind starts again from its
 newest lines, so the app stays responsive and shows what is current. Streams
 are closed as soon as the pane is hidden or switched, and opened again (from the last
 LOG_TAIL lines) when it shows. A container that stops ends its stream: the pane says so,
@@ -24,6 +24,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from operator import itemgetter
 from typing import ClassVar
 
@@ -50,7 +51,7 @@ MAX_LINES = int(FIELDS["LOG_BUFFER_LINES"].default)  # per service, unless the s
 MERGE_LIMIT = 4 * LOG_TAIL  # lines in the pane while late lines are still merged in
 RECHECK_S = 3.0  # while a stopped service is watched for a restart
 BACKLOG = 2000  # lines waiting for the pane past which its streams wait before reading on
-SKIP_S = 1.0  # a stream that outran the pane this long starts again from its newest lines
+SKIP_S = 1.0  # a stream the pane is this far behind starts again from its newest lines
 TAKE_S = 0.05  # the pane takes what piled up at most this often
 FLOOD_TAKE_S = 0.2  # … and while its streams flood it (5 paints a second)
 START_HINT = "Start the stack with u on the Dashboard (1)."
@@ -95,6 +96,14 @@ second = itemgetter(1)  # its text
 
 def dropped_note(count: int, role: str) -> str:
     return f"── {count:,} lines dropped: {role} wrote them faster than this pane could show ──"
+
+
+def lateness(stamp: str) -> float:
+    """Seconds between the engine stamping a line (RFC 3339) and now; 0 without a stamp."""
+    try:
+        return time.time() - datetime.fromisoformat(stamp).timestamp()
+    except ValueError:
+        return 0.0
 
 
 def skipped_note(role: str) -> str:
@@ -291,9 +300,11 @@ class LogsScreen(LogsFind):
         offset = self._offset
         last = ""
         shown_until = ""  # after a skip ahead: lines up to this stamp are in the pane already
+        # How late lines arrive: the least seen is the engine's clock against ours plus the
+        # trip, so what a line's lateness exceeds it by is how far the pane is behind.
+        least_late = float("inf")
         while True:
             behind = False
-            flooded_since: float | None = None  # since when every read found the pane full
             for batch in source.batches():
                 if handle.closed:
                     return
@@ -305,16 +316,15 @@ class LogsScreen(LogsFind):
                 stamps = (line.timestamp for line in batch)
                 waiting = mailbox.put(zip(stamps, texts, strict=True))
                 last = batch[-1].timestamp if batch else last
+                late = lateness(last)
+                least_late = min(least_late, late)
                 if waiting < BACKLOG:
-                    flooded_since = None
                     continue
                 # A flood: read on only once the pane has taken what waits. The engine
                 # holds the rest meanwhile, and neither this thread nor the engine burns a
-                # core on lines the pane could only drop. A flood that outruns the pane for
-                # SKIP_S falls behind: the stream starts again from its newest lines.
-                now = time.monotonic()
-                flooded_since = now if flooded_since is None else flooded_since
-                if now - flooded_since > SKIP_S:
+                # core on lines the pane could only drop. One that left the pane SKIP_S
+                # behind starts again from its newest lines.
+                if late - least_late > SKIP_S:
                     behind = True
                     break
                 while not handle.closed and not mailbox.wait_below(BACKLOG, timeout=0.25):
