@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from rich.style import Style
+from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.strip import Strip
 
@@ -68,3 +69,36 @@ async def test_the_width_is_measured_in_cells(line: str, cells: int) -> None:
         pane = app.query_one(LogView)
         pane.write_lines(["short", line])
         assert pane.virtual_size.width == cells
+
+
+LINES = [
+    "0.00.110.490 I srv  llama_server: model loaded",
+    "0.00.004.783 W srv  llama_server: security: no API key is set",
+    'INFO:     127.0.0.1:5000 - "GET /health HTTP/1.1" 200 OK',
+    "LiteLLM Proxy:ERROR: proxy_server.py:123 - boom",
+    "12:00:01  0.00.110.490 E srv  llama_server: failed to load",
+    "inference   │ 12:00:01  0.00.110.490 I srv  llama_server: listening",
+    "api-gateway │ 12:00:01  WARNING: something",
+    "── inference stopped ──",
+    "",
+    "plain text with nothing to colour",
+]
+
+
+async def test_a_line_is_drawn_the_same_with_or_without_building_a_text() -> None:
+    """The flood's fast path (segments straight from the styles) draws what the `Text`
+    path draws: same characters, same styles."""
+    app = Pane(max_lines=100)
+    async with app.run_test(size=(100, 20)):
+        pane = app.query_one(LogView)
+        pane.write_lines(LINES)
+        await settle(app)
+        base = pane.rich_style
+        for y, line in enumerate(LINES):
+            fast = Strip(pane.line_styles.segments(line, base), len(line))
+            text = Text(line, no_wrap=True)
+            text.stylize(base)
+            slow = Strip(pane.line_styles(text).render(app.console), len(line))
+            assert list(fast.simplify()) == list(slow.simplify()), line
+            assert pane.lines[y] == line  # a blank line is kept, in its place
+            assert pane._render_line_strip(y, base).text == line

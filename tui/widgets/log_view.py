@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from rich.cells import cell_len
 from rich.highlighter import Highlighter
+from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual.geometry import Region, Size
@@ -89,6 +90,34 @@ class LineStyles(Highlighter):
             for match in self.search.finditer(plain):
                 if match.end() > match.start():
                     text.stylize(styles["match"], match.start(), match.end())
+
+    def segments(self, plain: str, base: Style) -> list[Segment]:
+        """``plain`` styled as `highlight` styles it, as segments, while no search is on:
+        what a flood draws, without building a `Text` per line."""
+        styles = self.styles
+        if not plain:
+            return [Segment("")]  # as `Text` renders an empty line
+        if plain.startswith("── "):
+            return [Segment(plain, base + styles["note"])]
+        level = level_of(plain)
+        line_style = base + styles[level] if level else base
+        spans: list[tuple[int, int, Style]] = []  # in order, apart: the role, then the time
+        role = ROLE.match(plain)
+        if role:
+            spans.append((0, role.end(1), line_style + styles["role"]))
+        stamp = TIME.match(plain)
+        if stamp:
+            spans.append((stamp.start(1), stamp.end(1), line_style + styles["time"]))
+        segments = []
+        at = 0
+        for start, end, style in spans:
+            if start > at:
+                segments.append(Segment(plain[at:start], line_style))
+            segments.append(Segment(plain[start:end], style))
+            at = end
+        if at < len(plain):
+            segments.append(Segment(plain[at:], line_style))
+        return segments
 
 
 class LogView(Log):
@@ -204,8 +233,12 @@ class LogView(Log):
             cached = self._render_line_cache.get(y)
             if cached is not None:
                 return cached
-        self.line_styles.line_index = y
-        strip = super()._render_line_strip(y, rich_style)
+        if self.text_selection is None and self.line_styles.search is None:
+            line = self._process_line(self._lines[y])
+            strip = Strip(self.line_styles.segments(line, rich_style), cell_len(line))
+        else:
+            self.line_styles.line_index = y
+            strip = super()._render_line_strip(y, rich_style)
         if self.text_selection is None:
             self._render_line_cache[y] = strip
         return strip
