@@ -10,7 +10,6 @@ from typing import Any
 
 from cli.output import add_vram_option, free_vram_bytes
 from stack.errors import LlmTuiError
-from stack.hub.files import pick_entry
 from stack.settings import Settings, load_settings
 from stack.units import format_size
 
@@ -139,6 +138,7 @@ def _progress_printer(interactive: bool) -> Any:
 
 def cmd_pull(args: argparse.Namespace) -> int:
     from stack.hub.downloads import DownloadRequest
+    from stack.hub.files import pick_entry  # here, not at the top: every command imports cli.hub
 
     settings = load_settings(args.env_file)
     hub = _hub(settings)
