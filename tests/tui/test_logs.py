@@ -14,7 +14,8 @@ from stack.engine.logs import LogLine
 from tests.tui.fakes import FakeEngine, FakeLogs, running_stack
 from tests.tui.helpers import SIZE, go_to, notes, settle, text, until
 from tui.__main__ import LlmTuiApp
-from tui.screens.logs import BACKLOG, MAX_LINES, LogsScreen, clock
+from tui.screens.logs import MAX_LINES, LogsScreen
+from tui.screens.logs_lines import BACKLOG, clock
 from tui.widgets.service_card import ServiceCard
 
 pytestmark = [pytest.mark.tui, pytest.mark.anyio]

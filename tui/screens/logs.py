@@ -22,10 +22,9 @@ from __future__ import annotations
 import heapq
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from operator import itemgetter
+from functools import partial
 from typing import ClassVar
 
 from textual import work
@@ -37,12 +36,20 @@ from textual.widgets import Input, Static, Tab, Tabs
 from textual.worker import Worker, WorkerState
 
 from stack.engine.connection import EngineUnavailable
-from stack.engine.logs import LogLine
 from stack.errors import LlmTuiError
 from stack.settings import FIELDS, Settings
 from tui.commands import bindings
 from tui.mailbox import Mailbox, StreamHandle
 from tui.screens.logs_find import ALL, FILTER_ID, SEARCH_ID, LogsFind, Pattern
+from tui.screens.logs_lines import (
+    BACKLOG,
+    dropped_note,
+    first,
+    pump,
+    role_prefix,
+    second,
+    stopped_note,
+)
 from tui.services import LOG_TAIL, LogSource, StackEngine
 from tui.widgets.log_view import LogView
 from tui.widgets.service_card import service_roles
@@ -50,64 +57,9 @@ from tui.widgets.service_card import service_roles
 MAX_LINES = int(FIELDS["LOG_BUFFER_LINES"].default)  # per service, unless the setting says
 MERGE_LIMIT = 4 * LOG_TAIL  # lines in the pane while late lines are still merged in
 RECHECK_S = 3.0  # while a stopped service is watched for a restart
-BACKLOG = 2000  # lines waiting for the pane past which its streams wait before reading on
-SKIP_S = 1.0  # a stream the pane is this far behind starts again from its newest lines
 TAKE_S = 0.05  # the pane takes what piled up at most this often
 FLOOD_TAKE_S = 0.2  # … and while its streams flood it (5 paints a second)
 START_HINT = "Start the stack with u on the Dashboard (1)."
-
-
-def clock(stamp: str, offset: int) -> str:
-    """``2025-01-02T13:04:05.123Z`` → ``15:04:05`` in local time (``offset`` from UTC)."""
-    try:
-        seconds = int(stamp[11:13]) * 3600 + int(stamp[14:16]) * 60 + int(stamp[17:19])
-    except ValueError:
-        return ""
-    seconds = (seconds + offset) % 86400
-    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-
-
-def format_lines(lines: Iterable[LogLine], offset: int, prefix: str = "") -> list[str]:
-    """Each line as the pane shows it (local time, then the text); a flood's lines share
-    their second, so its clock is worked out once per second, not per line."""
-    shown: list[str] = []
-    second, time_of_day = "", ""
-    for text, stamp in lines:
-        if not stamp:
-            shown.append(f"{prefix}{text}")
-            continue
-        if stamp[:19] != second:
-            second, time_of_day = stamp[:19], clock(stamp, offset)
-        shown.append(f"{prefix}{time_of_day}  {text}")
-    return shown
-
-
-def role_prefix(role: str, width: int) -> str:
-    return f"{role:<{width}} │ "
-
-
-def stopped_note(role: str) -> str:
-    return f"── {role} stopped; its logs continue here when it runs again ──"
-
-
-first = itemgetter(0)  # an item's stamp (C speed: a flood sorts thousands of items a take)
-second = itemgetter(1)  # its text
-
-
-def dropped_note(count: int, role: str) -> str:
-    return f"── {count:,} lines dropped: {role} wrote them faster than this pane could show ──"
-
-
-def lateness(stamp: str) -> float:
-    """Seconds between the engine stamping a line (RFC 3339) and now; 0 without a stamp."""
-    try:
-        return time.time() - datetime.fromisoformat(stamp).timestamp()
-    except ValueError:
-        return 0.0
-
-
-def skipped_note(role: str) -> str:
-    return f"── {role} writes faster than this pane can show: skipped to its newest lines ──"
 
 
 class LogsScreen(LogsFind):
@@ -297,47 +249,9 @@ class LogsScreen(LogsFind):
         if not handle.attach(source):
             return
         self.post_message(self.FollowStarted(mailbox, role, started_at))
-        offset = self._offset
-        last = ""
-        shown_until = ""  # after a skip ahead: lines up to this stamp are in the pane already
-        # How late lines arrive: the least seen is the engine's clock against ours plus the
-        # trip, so what a line's lateness exceeds it by is how far the pane is behind.
-        least_late = float("inf")
-        while True:
-            behind = False
-            for batch in source.batches():
-                if handle.closed:
-                    return
-                if shown_until:
-                    batch = [line for line in batch if line.timestamp > shown_until]
-                    shown_until = "" if batch else shown_until
-                # Formatted here, not on the app loop; the stamp orders the all-services view.
-                texts = format_lines(batch, offset, prefix)
-                stamps = (line.timestamp for line in batch)
-                waiting = mailbox.put(zip(stamps, texts, strict=True))
-                last = batch[-1].timestamp if batch else last
-                late = lateness(last)
-                least_late = min(least_late, late)
-                if waiting < BACKLOG:
-                    continue
-                # A flood: read on only once the pane has taken what waits. The engine
-                # holds the rest meanwhile, and neither this thread nor the engine burns a
-                # core on lines the pane could only drop. One that left the pane SKIP_S
-                # behind starts again from its newest lines.
-                if late - least_late > SKIP_S:
-                    behind = True
-                    break
-                while not handle.closed and not mailbox.wait_below(BACKLOG, timeout=0.25):
-                    pass
-            if not behind or handle.closed:
-                break
-            source.close()
-            source = self.llm_app.services.follow_logs(container, tail=BACKLOG)
-            if not handle.attach(source):
-                return
-            mailbox.put_one((last, skipped_note(role)))
-            shown_until = last
-        if not handle.closed:
+        reopen = partial(self.llm_app.services.follow_logs, container, tail=BACKLOG)
+        last = pump(source, reopen, handle, mailbox, role, prefix, self._offset)
+        if last is not None and not handle.closed:
             self.post_message(self.FollowEnded(mailbox, role, last))
 
     def on_logs_screen_follow_started(self, message: FollowStarted) -> None:
