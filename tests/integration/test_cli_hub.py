@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from cli.hub import pick_entry
 from stack.hub.client import Hub
 from stack.hub.downloads import Downloader, DownloadRequest, JobState
+from stack.hub.files import pick_entry
 from stack.hub.parts import file_size
 from stack.settings import load_settings
 from tests.support.fakehub import FakeHub

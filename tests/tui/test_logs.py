@@ -408,3 +408,17 @@ async def test_a_flood_faster_than_the_screen_is_bounded_and_said(
         assert len(shown) == MAX_LINES
         assert shown[0] == "token 501"  # the oldest went: 500 in the mailbox, the note in the pane
         assert shown[-1].startswith("── inference stopped")
+
+
+async def test_slash_and_ampersand_are_text_while_typing_a_search(
+    app: LlmTuiApp, running_engine: FakeEngine, logs: FakeLogs
+) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app)
+        await pilot.press("3")
+        await until(lambda: len(log_lines(app)) == 3, "three lines shown")
+        await pilot.press("slash", *"/v1&x", "slash")  # the keys open the field, then are text
+        field = app.screen.query_one("#logs-search", Input)
+        assert app.screen.focused is field
+        assert field.value == "/v1&x/"
+        assert not app.screen.query_one("#logs-filter", Input).display

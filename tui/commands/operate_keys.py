@@ -14,6 +14,9 @@ LOGS: tuple[Command, ...] = (
         "Highlight a word or pattern in the lines; n and N jump between matches",
         scope="logs",
         key_display="/",
+        # Run as the key arrives, not after the keys behind it were handed to the pane:
+        # "/listening" typed in one go lands in the field (while typing, the key is text).
+        priority=True,
     ),
     Command(
         "logs.next_match",
@@ -44,6 +47,7 @@ LOGS: tuple[Command, ...] = (
         "Hide every line that does not match some text or pattern (Esc shows them again)",
         scope="logs",
         key_display="&",
+        priority=True,  # as for search
     ),
     Command(
         "logs.regex",

@@ -103,7 +103,7 @@ class LogsFind(ModeScreen):
         field = self.query_one(f"#{input_id}", Input)
         field.display = True
         field.value = pattern.text
-        field.focus()
+        self.set_focus(field)  # now: the keys typed right after go to the field
 
     def pattern_of(self, input_id: str) -> Pattern:
         return self.search if input_id == SEARCH_ID else self.filter
