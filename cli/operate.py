@@ -108,13 +108,19 @@ def logs(args: argparse.Namespace) -> int:
     from stack.engine.logs import LogFollower
 
     tail: int | str = int(args.tail) if args.tail.isdigit() else "all"
-    container = _engine(args).container_for(args.service)
-    follower = LogFollower(container, follow=args.follow, tail=tail, timestamps=False)
+    engine = _engine(args)
     try:
-        for line in follower:
-            print(line.text, flush=args.follow)
+        container = engine.container_for(args.service)
+        follower = LogFollower(container, follow=args.follow, tail=tail, timestamps=False)
+        try:
+            for line in follower:
+                print(line.text, flush=args.follow)
+        finally:
+            follower.close()
     finally:
-        follower.close()
+        # Closed here, not by the connection pools' finalizers at interpreter exit: over SSH
+        # those could run beside paramiko's own teardown and print a traceback.
+        engine.close()
     return EXIT_OK
 
 
