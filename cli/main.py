@@ -8,6 +8,7 @@ use them, so `llm-tui --help` and `llm-tui config …` start fast.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable, Sequence
 
@@ -17,8 +18,26 @@ from cli.output import EXIT_FAIL, print_error
 from stack import __version__
 from stack.errors import expected_failure
 
+# Commands whose parsers import a module of their own for their choices (the tuning
+# tables, the IDE clients: ~40 ms): built only when named, or when every command is listed.
+OWN_MODULE_COMMANDS = {"tune": "cli.tune", "connect": "cli.connect"}
 
-def build_parser() -> argparse.ArgumentParser:
+
+def command_word(argv: Sequence[str]) -> str | None:
+    """The command ``argv`` names (None: none, or not one we can tell before parsing)."""
+    words = iter(argv)
+    for word in words:
+        if word in ("--env-file", "--context"):
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+        elif not word.startswith(("--env-file=", "--context=")):
+            return None  # --help, --version, a typo: the whole parser answers
+    return None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; given ``argv``, without the commands of other modules it does not name."""
     parser = argparse.ArgumentParser(
         prog="llm-tui",
         description="Run a local GPU LLM stack (llama.cpp + LiteLLM) from the terminal. "
@@ -84,18 +103,20 @@ def build_parser() -> argparse.ArgumentParser:
     compose = commands.add_parser("compose", help="write an equivalent services/compose.yml")
     compose.add_argument("--stdout", action="store_true", help="print instead of writing")
 
-    from cli import connect as cli_connect
     from cli import hub as cli_hub
     from cli import models as cli_models
     from cli import quickstart as cli_quickstart
-    from cli import tune as cli_tune
 
     cli_models.add_commands(commands)
     cli_hub.add_commands(commands)
-    cli_tune.add_commands(commands)
-    cli_connect.add_commands(commands)
     cli_remote.add_commands(commands)
     cli_quickstart.add_commands(commands)
+    named = None if argv is None else command_word(argv)
+    for command, module in OWN_MODULE_COMMANDS.items():
+        # Another command named: this one is not needed. A name that is none (a typo):
+        # every command, for the error's list.
+        if named is None or named == command or named not in commands.choices:
+            importlib.import_module(module).add_commands(commands)
     return parser
 
 
@@ -121,7 +142,8 @@ def tui_arguments(argv: Sequence[str]) -> argparse.Namespace | None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = tui_arguments(sys.argv[1:] if argv is None else argv)
     if args is None:
-        args = build_parser().parse_args(argv)
+        words = sys.argv[1:] if argv is None else list(argv)
+        args = build_parser(words).parse_args(words)
     cli_remote.use_context(args)
     try:
         handler = getattr(args, "handler", None) or _HANDLERS[args.command or "tui"]

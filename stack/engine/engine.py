@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from stack.engine.endpoint import Endpoint
     from stack.engine.errors import ModelProblem
     from stack.engine.forward import GatewayForward
+    from stack.engine.local_api import ContainerView
     from stack.engine.remote_models import RemoteModels
 
 Progress = Callable[[str], None]
@@ -196,6 +197,26 @@ class Engine:
         # finished, a `down` running) is simply gone, not an error.
         found = self.client.containers.list(all=True, filters={"label": label}, ignore_removed=True)
         return [c for c in found if (c.labels or {}).get(svc.LABEL_ROLE) != svc.HELPER]
+
+    def _read_locally(self) -> list[ContainerView] | None:
+        """`status`'s reads straight from a local socket while no SDK client exists (a
+        command line: no docker import, see `local_api`); None when that does not apply
+        or does not work, and the SDK path then answers or explains."""
+        if self._client is not None or self.remote:
+            return None
+        from stack.engine.local_api import LocalApi, Unavailable, socket_path
+
+        path = socket_path(self.endpoint)
+        if path is None:
+            return None
+        api = LocalApi(path)
+        try:
+            if self.settings.gpu == "auto" and self._nvidia is None:
+                self._nvidia = "nvidia" in api.runtimes()
+            found = api.containers(f"{svc.LABEL_STACK}={self.settings.stack_name}")
+        except Unavailable:
+            return None
+        return [c for c in found if c.labels.get(svc.LABEL_ROLE) != svc.HELPER]
 
     # --- preconditions -----------------------------------------------------------------
 
@@ -408,7 +429,10 @@ class Engine:
         if self._forward_wanted:
             self.ensure_forward()
         now = datetime.now(UTC)
-        by_name = {c.name: c for c in self._our_containers()}
+        containers = self._read_locally()
+        by_name = {
+            c.name: c for c in (self._our_containers() if containers is None else containers)
+        }
         result = []
         specs = {spec.name: spec for spec in self.plan()}
         names = [(spec.role, spec.name) for spec in specs.values()]

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from stack.engine import plan as svc
 
-if TYPE_CHECKING:
-    from docker.models.containers import Container
+
+class Inspected(Protocol):
+    """An inspected container: docker-py's, or `local_api.ContainerView`."""
+
+    @property
+    def attrs(self) -> dict[str, Any]: ...
+    @property
+    def id(self) -> str | None: ...
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def labels(self) -> dict[str, str]: ...
 
 
 @dataclass(frozen=True)
@@ -44,7 +54,7 @@ class ServiceStatus:
         return data
 
 
-def status_of(role: str, container: Container, now: datetime) -> ServiceStatus:
+def status_of(role: str, container: Inspected, now: datetime) -> ServiceStatus:
     attrs = container.attrs
     state = attrs.get("State", {})
     host = attrs.get("HostConfig", {})

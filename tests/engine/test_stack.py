@@ -359,11 +359,42 @@ def test_killed_inference_shows_exit_code_in_status(home: Home) -> None:
     assert rows["inference"].state == "exited"
     assert rows["inference"].exit_code == 137
     assert rows["api-gateway"].state == "running"
+    # An engine without an SDK client (a command line) reads the same straight from the
+    # socket, and without importing docker at all.
+    assert_same_status_without_the_sdk(home, engine.status())
     # `up` brings it back without touching the gateway.
     gateway_id = home.client.containers.get(f"{home.stack}-api-gateway").id
     engine.up(timeout=60)
     assert home.client.containers.get(f"{home.stack}-api-gateway").id == gateway_id
     assert {row.role: row.state for row in engine.status()}["inference"] == "running"
+
+
+def assert_same_status_without_the_sdk(home: Home, expected: list[Any]) -> None:
+    import dataclasses
+    import subprocess
+    import sys
+
+    script = (
+        "import json, sys\n"
+        "from stack.engine import Engine\n"
+        "from stack.settings import load_settings\n"
+        "rows = Engine(load_settings(sys.argv[1])).status()\n"
+        "print(json.dumps({'docker': 'docker' in sys.modules,"
+        " 'rows': [row.as_dict() for row in rows]}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(home.env)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["docker"] is False
+    timeless = [{**dataclasses.asdict(row), "uptime_s": None} for row in expected]
+    for row in timeless:
+        row["ports"], row["drift"] = list(row["ports"]), list(row["drift"])
+    got = [{**row, "uptime_s": None} for row in answer["rows"]]
+    for row in got:
+        del row["up_to_date"]
+    assert got == timeless
 
 
 def test_cancel_ends_a_long_model_load_at_once(home: Home) -> None:

@@ -109,3 +109,36 @@ def test_compose_export_holds_no_secret(home: Path) -> None:
     cpu = llm_tui(home, "compose", "--stdout")
     assert cpu.returncode == 0, cpu.stderr
     assert "deploy:" not in cpu.stdout and "image:" in cpu.stdout
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [b"HTTP/1.1 500 Internal Server Error\r\n\r\n{}", b"SSH-2.0-OpenSSH_9.6\r\n", b""],
+    ids=["error-status", "not-http", "closed"],
+)
+def test_status_on_a_socket_that_is_not_an_engine(home: Path, answer: bytes) -> None:
+    """The socket read `status` makes first (no docker import) gives up on anything odd, and
+    the SDK path then fails as plainly as for a missing engine."""
+    import socket
+    import tempfile
+    import threading
+
+    with tempfile.TemporaryDirectory(prefix="llm-tui-sock-") as folder:
+        path = f"{folder}/docker.sock"
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+            server.bind(path)
+            server.listen()
+
+            def answer_all() -> None:
+                while True:
+                    try:
+                        client, _ = server.accept()
+                    except OSError:
+                        return
+                    with client:
+                        client.recv(65536)
+                        client.sendall(answer)
+
+            threading.Thread(target=answer_all, daemon=True).start()
+            result = llm_tui(home, "status", DOCKER_HOST=f"unix://{path}")
+    assert_plain_failure(result, f"the Docker Engine at unix://{path}")

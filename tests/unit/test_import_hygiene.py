@@ -76,6 +76,31 @@ def test_building_every_command_loads_no_textual() -> None:
     assert not loaded & {*UI, *HEAVY}, sorted(loaded & {*UI, *HEAVY})
 
 
+@pytest.mark.parametrize(
+    ("argv", "loads"),
+    [
+        (["--env-file", ".env", "status", "--json"], [False, False]),
+        (["--context=gpu-box", "up"], [False, False]),
+        (["tune", "--use", "chat"], [True, False]),
+        (["--env-file", ".env", "connect"], [True, True]),
+        (["statuss"], [True, True]),  # a typo: every command, for the error's list
+        (["--help"], [True, True]),
+    ],
+)
+def test_a_named_command_builds_no_other_commands_tables(
+    argv: list[str], loads: list[bool]
+) -> None:
+    """`llm-tui status` does not import the tuning tables or the IDE clients for the
+    choices of `tune` and `connect`; those and `--help` still get every command."""
+    probe = (
+        "import json, sys; from cli.main import build_parser; "
+        f"build_parser({argv!r}); "
+        "print(json.dumps(['stack.models.tune' in sys.modules, 'stack.clients' in sys.modules]))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == loads
+
+
 def test_the_probe_can_fail() -> None:
     # Guard against a probe that never sees anything: importing the UI must be detected.
     assert "textual" in loaded_by("textual.app")
