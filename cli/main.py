@@ -162,6 +162,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run_tui(args: argparse.Namespace) -> int:
+    import gc
+
+    # No collections until the first screen is up (tui.app.calm_gc turns them back on,
+    # with what exists by then frozen): start-up allocates hundreds of thousands of
+    # objects that live on, and scanning them cost 30-60 ms before the first frame.
+    gc.disable()
     from stack.settings import load_settings
 
     settings = load_settings(args.env_file, create=True)

@@ -269,6 +269,7 @@ def calm_gc() -> None:
 
     gc.freeze()
     gc.set_threshold(20_000, 10, 10)
+    gc.enable()  # `llm-tui` starts with collections off (cli.main)
 
 
 def error_text(error: BaseException | None) -> str:

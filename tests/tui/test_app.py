@@ -396,3 +396,21 @@ async def test_the_apps_own_writes_are_not_announced_as_outside_edits(app: LlmTu
         await settle(app)
         assert app._env_seen == before
         assert not any(title == "Settings reloaded" for title, _ in notes(app))
+
+
+async def test_collections_come_back_once_the_first_screen_is_up(home: Path) -> None:
+    """`llm-tui` starts with the garbage collector off (cli.main: its scans were 30-60 ms
+    of the first frame); the app turns it back on when ready, with start-up's objects
+    frozen, or memory would grow without bound."""
+    import gc
+
+    gc.disable()
+    try:
+        app = make_app(load_settings(home / ".env"), fake_services(FROZEN_CHECKS))
+        async with app.run_test(size=SIZE):
+            await settle(app)
+            assert gc.isenabled()
+            assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.enable()
