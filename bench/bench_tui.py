@@ -156,7 +156,20 @@ def terminal_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def compile_bytecode() -> None:
+    """What a user's second start finds: the project's modules compiled. `pip install`
+    compiles what it installs (Textual, the peers' packages), an editable install writes
+    `__pycache__` on the first start; machines that set PYTHONDONTWRITEBYTECODE (this kind
+    does) would otherwise compile every module of ours on every start of every run."""
+    import compileall
+
+    for package in ("cli", "stack", "tui", "services", "models"):
+        if (ROOT / package).is_dir():
+            compileall.compile_dir(ROOT / package, quiet=1)
+
+
 def llm_tui() -> list[str]:
+    compile_bytecode()
     installed = Path(sys.executable).with_name("llm-tui")
     return [str(installed)] if installed.exists() else [sys.executable, "-m", "cli.main"]
 

@@ -1,23 +1,23 @@
-"""The app's one GPU sampler: ticks only while a GPU view shows, never two at once.
+"""The app's one GPU sampler: reads only while a GPU view shows, never two at once.
 
 Views (the dashboard's GPU panel, the GPU screen) call `show(view)` when they appear and
-`hide(view)` when they go; while at least one shows, a tick runs every
-GPU_SAMPLE_INTERVAL seconds. A tick is one short thread worker (NVML, /proc, llama-server's
-/metrics); the next is scheduled only when it has finished, so ticks never overlap, and a
-slow driver delays the next tick rather than piling them up. Each reading goes to the
-views as a `GpuFeed.Sampled` message; the history (in the sampler) outlives the views, so
-a chart picks up where it was.
+`hide(view)` when they go; while at least one shows, one long-lived thread reads every
+GPU_SAMPLE_INTERVAL seconds (NVML, /proc, llama-server's /metrics) and waits for the
+next reading only once this one is done, so readings never overlap and a slow driver
+delays the next rather than piling them up. While no view shows it waits on an event and
+costs nothing. (One thread for the app's life, not a worker per reading: a worker's start,
+state messages and end on the app's thread were a third of what an idle dashboard cost.)
+Each reading goes to the views as a `Sampled` message; the history (in the sampler)
+outlives the views, so a chart picks up where it was.
 
 Which containers are ours (for VRAM per container and tokens/s) comes from the last
-`Engine.status()` the dashboard's stack panel made (`note_statuses`), or from one the tick
-asks for itself when that is older than TARGETS_S or a GPU process turned up in a
+`Engine.status()` the dashboard's stack panel made (`note_statuses`), or from one the
+reading asks for itself when that is older than TARGETS_S or a GPU process turned up in a
 container it did not know.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
 from textual.message_pump import MessagePump
-from textual.timer import Timer
 
 if TYPE_CHECKING:
     from stack.engine import ServiceStatus
@@ -50,87 +49,119 @@ class GpuFeed:
         self._app = app
         self._views: tuple[MessagePump, ...] = ()
         self._sampler: GpuSampler | None = None
-        self._timer: Timer | None = None
-        self._ticking = False
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one reading at a time
+        self._making = threading.Lock()  # the sampler made once (never held while reading)
+        self._wanted = threading.Event()  # set while a view shows
+        self._now = threading.Event()  # cuts the wait between readings short
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._engine: StackEngine | None = None  # the app's, handed over on its loop
         self._statuses: tuple[Any, ...] | None = None
         self._statuses_at = float("-inf")
         self._asked_at = float("-inf")
         self._addresses: dict[str, str] = {}  # container id → its IP on the stack network
         self.latest: GpuReading | None = None
         self.ticks = 0
+        # For tests and `settle`: the thread is between readings with no view showing, or
+        # inside one (reading, or handing the reading to the views).
+        self.parked = threading.Event()
+        self.reading = False
+        self.paused = False  # held (a test's picture): no readings until resumed
 
     @property
     def sampler(self) -> GpuSampler:
-        if self._sampler is None:
-            self._sampler = self._app.services.make_gpu_sampler()
-        return self._sampler
+        with self._making:
+            if self._sampler is None:
+                self._sampler = self._app.services.make_gpu_sampler()
+            return self._sampler
 
     @property
     def running(self) -> bool:
         return bool(self._views)
 
+    @property
+    def interval(self) -> float:
+        return max(MIN_GAP_S, self._app.settings.gpu_sample_interval)
+
     def show(self, view: MessagePump) -> None:
+        self._engine = self._app.engine  # built on the app's loop; the thread only uses it
         if view in self._views:
             return
         self._views = (*self._views, view)
         if self.latest is not None:
             view.post_message(Sampled(self.latest))
-        if len(self._views) == 1 and not self._ticking:
-            self._tick()
+        if self._closed or self.paused:
+            return
+        if len(self._views) == 1:
+            self._now.set()  # the first view after none: a fresh reading at once
+        self._wanted.set()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="gpu-sampler", daemon=True)
+            self._thread.start()
 
     def hide(self, view: MessagePump) -> None:
         self._views = tuple(v for v in self._views if v is not view)
-        if not self._views and self._timer is not None:
-            self._timer.stop()
-            self._timer = None
+        if not self._views:
+            self._wanted.clear()
 
     def note_statuses(self, statuses: Sequence[ServiceStatus]) -> None:
-        """The stack panel polled: the containers the next tick attributes memory to."""
+        """The stack panel polled: the containers the next reading attributes memory to."""
+        self._engine = self._app.engine
         self._statuses = tuple(statuses)
         self._statuses_at = self._app.services.clock()
 
+    def pause(self) -> None:
+        self.paused = True
+        self._wanted.clear()
+
+    def resume(self) -> None:
+        self.paused = False
+        if self._views:
+            self._wanted.set()
+
     def close(self) -> None:
         self._views = ()
-        if self._timer is not None:
-            self._timer.stop()
-            self._timer = None
-        sampler, self._sampler = self._sampler, None
-        if sampler is not None:
-            threading.Thread(target=sampler.close, name="close-gpu", daemon=True).start()
+        self._closed = True
+        self._wanted.set()  # let the thread see it is closed and end
+        self._now.set()
+        if self._thread is None:
+            sampler, self._sampler = self._sampler, None
+            if sampler is not None:
+                threading.Thread(target=sampler.close, name="close-gpu", daemon=True).start()
 
-    # --- ticks --------------------------------------------------------------------------
+    # --- the thread ---------------------------------------------------------------------
 
-    def _tick(self) -> None:
-        self._timer = None
-        if not self._views or self._ticking:
-            return
-        self._ticking = True
-        loop = asyncio.get_running_loop()
-        # The next tick is scheduled from the worker's thread, in the app's context (its
-        # timers and workers need to know their app).
-        context = contextvars.copy_context()
-        engine = self._app.engine  # built on the app loop; the worker only uses it
-        self._app.run_worker(
-            lambda: self._sample(loop, context, engine),
-            name="gpu sample",
-            group="gpu-sample",
-            thread=True,
-            exit_on_error=False,
-        )
-
-    def _sample(
-        self, loop: asyncio.AbstractEventLoop, context: contextvars.Context, engine: StackEngine
-    ) -> None:
+    def _run(self) -> None:
         try:
-            with self._lock:
-                reading = self._read(engine)
-            self.latest = reading
-            self.ticks += 1
-            for view in self._views:
-                view.post_message(Sampled(reading))
+            while True:
+                if not self._wanted.is_set():
+                    self.parked.set()
+                    self._wanted.wait()
+                    self.parked.clear()
+                if self._closed:
+                    return
+                self._now.clear()
+                engine = self._engine
+                if engine is None:
+                    return  # pragma: no cover - show() hands it over before the start
+                self.reading = True
+                try:
+                    with self._lock:
+                        reading = self._read(engine)
+                    if self._wanted.is_set() and not self._closed:
+                        self.latest = reading
+                        self.ticks += 1
+                        for view in self._views:
+                            view.post_message(Sampled(reading))
+                finally:
+                    self.reading = False
+                self._now.wait(self.interval)
+                self._now.clear()
         finally:
-            loop.call_soon_threadsafe(context.run, self._ticked)
+            self.parked.set()
+            sampler, self._sampler = self._sampler, None
+            if sampler is not None:
+                sampler.close()
 
     def _read(self, engine: StackEngine) -> GpuReading:
         now = self._app.services.clock()
@@ -141,7 +172,7 @@ class GpuFeed:
 
             return GpuReading(time=now, problem=f"GPU reading failed: {error}")
         if reading.unknown_containers and now - self._asked_at > UNKNOWN_RETRY_S:
-            self._statuses_at = float("-inf")  # a new container: ask on the next tick
+            self._statuses_at = float("-inf")  # a new container: ask on the next reading
         return reading
 
     def _current_targets(self, now: float, engine: StackEngine) -> list[ServiceTarget]:
@@ -170,10 +201,3 @@ class GpuFeed:
             return self._addresses[cid]
 
         return service_targets(statuses, address_of)
-
-    def _ticked(self) -> None:
-        self._ticking = False
-        if not self._views or not self._app.is_running:
-            return
-        interval = max(MIN_GAP_S, self._app.settings.gpu_sample_interval)
-        self._timer = self._app.set_timer(interval, self._tick, name="gpu-tick")

@@ -10,8 +10,9 @@ painted, no animation runs and the event loop has nothing ready to run. Textual'
 Both give up after DEADLINE_S: that bound only turns a hang into a failure that says what
 was still busy; no test passes because time ran out.
 
-`freeze` is for pictures: settled, and every timer paused, so nothing the dashboard polls
-or a toast times out can change the screen between `run_before` and the picture.
+`freeze` is for pictures: settled, and every timer (and the GPU sampler's thread) paused,
+so nothing the dashboard polls or a toast times out can change the screen between
+`run_before` and the picture.
 """
 
 from __future__ import annotations
@@ -105,6 +106,9 @@ def busy(app: App[Any], allow: Collection[str] = ()) -> list[str]:
         for w in app.workers
         if not w.is_finished and w.group not in allow
     ]
+    feed = getattr(app, "gpu_feed", None)  # the GPU sampler's thread, inside a reading
+    if feed is not None and feed.reading and "gpu-sample" not in allow:
+        reasons.append("the GPU sampler is reading")
     for pump in pumps(app):
         why = pump_busy(pump)
         if why:
@@ -171,6 +175,9 @@ async def freeze(app: App[Any], *, allow: Collection[str] = ()) -> None:
     """Settle, then pause every timer but the screen's refresh: the picture stays as is.
 
     ``allow``: as for `settle` (e.g. an answer held mid-stream for its picture)."""
+    feed = getattr(app, "gpu_feed", None)
+    if feed is not None:  # the GPU sampler's thread: no reading after this one
+        feed.pause()
     await settle(app, allow=allow)
     for pump in pumps(app):
         for timer in list(pump._timers):

@@ -315,7 +315,7 @@ async def test_the_event_stream_closes_when_the_dashboard_hides(
         assert not stack_panel.active
         assert live_timers(stack_panel) == []
         assert not app.gpu_feed.running  # the GPU sampler stopped too
-        assert [t for t in live_timers(app) if t.name == "gpu-tick"] == []
+        await until(app.gpu_feed.parked.is_set, "the GPU sampler's thread waits")
         polls = engine.status_calls
 
         await pilot.press("1")  # no settle: the new stream's worker runs until closed

@@ -24,7 +24,7 @@ from tests.tui.fakes import (
     no_gpu,
     running_stack,
 )
-from tests.tui.helpers import SIZE, go_to, live_timers, settle, text, until
+from tests.tui.helpers import DEADLINE_S, SIZE, go_to, settle, text, until
 from tui.__main__ import LlmTuiApp, make_app
 from tui.screens.gpu import GpuScreen
 from tui.widgets.gpu_chart import Chart
@@ -189,19 +189,22 @@ async def test_one_sampler_runs_only_while_a_gpu_view_shows(home: Path) -> None:
         await settle(app)
         feed = app.gpu_feed
         await until(lambda: feed.ticks >= 3, "the dashboard's panel ticks")
-        (timer,) = [t for t in live_timers(app) if t.name == "gpu-tick"]
-        assert timer._interval == 0.25  # GPU_SAMPLE_INTERVAL
+        assert feed.interval == 0.25  # GPU_SAMPLE_INTERVAL
+        (thread,) = [t for t in threading.enumerate() if t.name == "gpu-sampler"]
         await go_to(app, pilot, "logs")  # no GPU view: the sampler stops
         assert not feed.running
-        await settle(app)
-        assert [t for t in live_timers(app) if t.name == "gpu-tick"] == []
+        await until(feed.parked.is_set, "the sampler waits for a view")
         ticks = feed.ticks
         await go_to(app, pilot, "settings")
         await settle(app)
-        assert feed.ticks == ticks
+        assert feed.ticks == ticks and feed.parked.is_set()
         await go_to(app, pilot, "gpu")  # the GPU screen starts it again
         await until(lambda: feed.ticks > ticks, "ticks again")
         await go_to(app, pilot, "dashboard")
+        # Still the one thread, for the app's life.
+        assert [t for t in threading.enumerate() if t.name == "gpu-sampler"] == [thread]
+    thread.join(timeout=DEADLINE_S)
+    assert not thread.is_alive()  # the app's end ends it
 
 
 async def test_ticks_never_overlap_with_a_slow_driver(home: Path) -> None:
@@ -221,11 +224,12 @@ async def test_ticks_never_overlap_with_a_slow_driver(home: Path) -> None:
         load_settings(home / ".env"),
         fake_services(FROZEN_CHECKS, make_gpu_sampler=lambda: fake_gpu_sampler(slow)),
     )
-    async with app.run_test(size=SIZE):
+    async with app.run_test(size=SIZE) as pilot:
         await until(lambda: bool(inside), "a tick is reading")
         await settle(app, allow=("gpu-sample",))
-        assert [t for t in live_timers(app) if t.name == "gpu-tick"] == []  # none queued
-        assert len([w for w in app.workers if w.group == "gpu-sample"]) == 1
+        assert app.gpu_feed.reading  # held inside the driver, and the app still answers:
+        await pilot.press("7")
+        await until(lambda: app.current_mode == "gpu", "the GPU screen shows")
         release.set()
         await until(lambda: app.gpu_feed.ticks >= 3, "ticks go on")
         assert most[0] == 1
