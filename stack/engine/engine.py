@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -36,7 +36,7 @@ from stack.engine.network import ensure_network
 from stack.engine.network import remove_network as remove_stack_network
 from stack.engine.plan import ServiceSpec, plan_services
 from stack.engine.pull import ensure_image
-from stack.engine.status import ServiceStatus, status_of
+from stack.engine.status import ServiceStatus, stack_status
 from stack.engine.swap import swap_model
 from stack.settings import Settings
 
@@ -199,24 +199,17 @@ class Engine:
         return [c for c in found if (c.labels or {}).get(svc.LABEL_ROLE) != svc.HELPER]
 
     def _read_locally(self) -> list[ContainerView] | None:
-        """`status`'s reads straight from a local socket while no SDK client exists (a
-        command line: no docker import, see `local_api`); None when that does not apply
-        or does not work, and the SDK path then answers or explains."""
+        """`status`'s reads from a local socket while no SDK client exists (a command line:
+        no docker import); None when that does not apply or work (the SDK path explains)."""
         if self._client is not None or self.remote:
             return None
-        from stack.engine.local_api import LocalApi, Unavailable, socket_path
+        from stack.engine.local_api import read_stack
 
-        path = socket_path(self.endpoint)
-        if path is None:
+        found = read_stack(self.endpoint, self.settings, self._nvidia)
+        if found is None:
             return None
-        api = LocalApi(path)
-        try:
-            if self.settings.gpu == "auto" and self._nvidia is None:
-                self._nvidia = "nvidia" in api.runtimes()
-            found = api.containers(f"{svc.LABEL_STACK}={self.settings.stack_name}")
-        except Unavailable:
-            return None
-        return [c for c in found if c.labels.get(svc.LABEL_ROLE) != svc.HELPER]
+        containers, self._nvidia = found
+        return containers
 
     # --- preconditions -----------------------------------------------------------------
 
@@ -428,32 +421,9 @@ class Engine:
     def status(self) -> list[ServiceStatus]:
         if self._forward_wanted:
             self.ensure_forward()
-        now = datetime.now(UTC)
-        containers = self._read_locally()
-        by_name = {
-            c.name: c for c in (self._our_containers() if containers is None else containers)
-        }
-        result = []
-        specs = {spec.name: spec for spec in self.plan()}
-        names = [(spec.role, spec.name) for spec in specs.values()]
-        names += [
-            (c.labels.get(svc.LABEL_ROLE, "?"), name or "")
-            for name, c in by_name.items()
-            if name not in specs
-        ]
-        for role, name in names:
-            container = by_name.get(name)
-            if container is None:
-                result.append(ServiceStatus(role, name, "missing", ""))
-                continue
-            spec = specs.get(name)
-            drift = (
-                svc.drifted_keys(spec, container.labels or {})
-                if spec is not None
-                else ("no longer in .env",)
-            )
-            result.append(replace(status_of(role, container, now), drift=drift))
-        return result
+        local = self._read_locally()
+        containers = self._our_containers() if local is None else local
+        return stack_status(self.plan(), containers, datetime.now(UTC))
 
     # --- swap --------------------------------------------------------------------------
 

@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from stack.engine import plan as svc
 from stack.engine.endpoint import Endpoint
+from stack.settings import Settings
 
 TIMEOUT_S = 10.0
 
@@ -104,3 +106,22 @@ class LocalApi:
     def runtimes(self) -> dict[str, Any]:
         info = self.get("/info")
         return dict(info.get("Runtimes") or {}) if isinstance(info, dict) else {}
+
+
+def read_stack(
+    endpoint: Endpoint, settings: Settings, nvidia: bool | None
+) -> tuple[list[ContainerView], bool | None] | None:
+    """The stack's containers (not a remote host's short-lived helpers) and whether the
+    engine has the NVIDIA runtime (asked only for GPU=auto, once: ``nvidia`` is what was
+    known); None when this socket cannot answer."""
+    path = socket_path(endpoint)
+    if path is None:
+        return None
+    api = LocalApi(path)
+    try:
+        if settings.gpu == "auto" and nvidia is None:
+            nvidia = "nvidia" in api.runtimes()
+        found = api.containers(f"{svc.LABEL_STACK}={settings.stack_name}")
+    except Unavailable:
+        return None
+    return [c for c in found if c.labels.get(svc.LABEL_ROLE) != svc.HELPER], nvidia

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -85,3 +86,32 @@ def status_of(role: str, container: Inspected, now: datetime) -> ServiceStatus:
         container_id=container.id or "",
         settings_hash=container.labels.get(svc.LABEL_HASH, ""),
     )
+
+
+def stack_status(
+    specs: Sequence[svc.ServiceSpec], containers: Sequence[Inspected], now: datetime
+) -> list[ServiceStatus]:
+    """A row per planned service (its container, or "missing"), then one per container of
+    ours the plan no longer has; each says which `.env` keys changed since it was made."""
+    by_name = {c.name: c for c in containers}
+    planned = {spec.name: spec for spec in specs}
+    names = [(spec.role, spec.name) for spec in planned.values()]
+    names += [
+        (c.labels.get(svc.LABEL_ROLE, "?"), name or "")
+        for name, c in by_name.items()
+        if name not in planned
+    ]
+    result = []
+    for role, name in names:
+        container = by_name.get(name)
+        if container is None:
+            result.append(ServiceStatus(role, name, "missing", ""))
+            continue
+        spec = planned.get(name)
+        drift = (
+            svc.drifted_keys(spec, container.labels or {})
+            if spec is not None
+            else ("no longer in .env",)
+        )
+        result.append(replace(status_of(role, container, now), drift=drift))
+    return result

@@ -155,6 +155,9 @@ class RemoteHost:
         if self.sshd is not None and self.sshd.poll() is None:
             return
         log = (self.root / "sshd.log").open("ab")
+        # sshd refuses to start without its privilege-separation folder, which only a
+        # system that has run the ssh service has (a fresh install does not).
+        self.run("mkdir", "-p", "/run/sshd")
         self.sshd = subprocess.Popen(
             ["nsenter", "-t", str(self.dockerd.pid), "-m", "-n", "--", "/usr/sbin/sshd",
              "-D", "-e", "-f", f"{RUN}/conf/sshd_config"],
