@@ -290,6 +290,9 @@ class ModelsScreen(ModeScreen):
             self.query_one("#models-where", Static).update(f"MODELS_DIR: {where}")
             self.query_one("#models-empty", Static).update(empty_text(settings))
         self.set_class(not self.rows, "-empty")
+        # The serve keys show only with rows (check_action): the footer must hear of it
+        # now, not at the next focus change, which may have come before the rows.
+        self.refresh_bindings()
         self.show_detail()
 
     @property

@@ -37,9 +37,12 @@ def token_roles(history: History) -> list[str]:
 
 def retitle(widget: Widget, title: str | Content) -> None:
     """Set a border title only when it changes: setting one repaints the widget."""
+    if getattr(widget, "_llm_tui_title", None) == title:
+        return  # as set last time (compared as given: no markup made each second)
     markup = title.markup if isinstance(title, Content) else title
     if widget.border_title != markup:
         widget.border_title = title
+    widget._llm_tui_title = title  # type: ignore[attr-defined]
 
 
 class GpuPanel(Vertical):
@@ -51,6 +54,8 @@ class GpuPanel(Vertical):
         self.active = False
         self._shown = ""  # the lines' text as last drawn
         self._fitted = False  # and whether every line of it fitted the width
+        self._drawn_from: tuple[object, ...] | None = None  # what the lines were made of
+        self._charts: tuple[Chart, Chart] | None = None
 
     @property
     def llm_app(self) -> LlmTuiApp:
@@ -64,15 +69,15 @@ class GpuPanel(Vertical):
 
     def charts(self) -> tuple[Chart, Chart]:
         """The two charts, mounted with the first GPU reading (none without a GPU)."""
-        found = list(self.query(Chart))
-        if not found:
+        if self._charts is None:
             util = Chart(unit="%", top=100, id="gpu-util-chart", classes="gpu-mini-chart")
             tokens = Chart(id="gpu-tokens-chart", classes="gpu-mini-chart")
             util.border_title = "GPU 0 util %"
             tokens.border_title = "tokens/s (llama-server)"
-            self.mount(Horizontal(util, tokens, id="gpu-charts"))
-            found = [util, tokens]
-        return found[0], found[1]
+            self._charts_row = Horizontal(util, tokens, id="gpu-charts")
+            self.mount(self._charts_row)
+            self._charts = (util, tokens)
+        return self._charts
 
     def activate(self) -> None:
         self.active = True
@@ -112,25 +117,29 @@ class GpuPanel(Vertical):
             text = [Content.styled(reading.problem or "no GPU reading", "$text-muted")]
             if reading.throughput or reading.throughput_notes:
                 text.append(throughput_text(reading.throughput, reading.throughput_notes))
+            self._drawn_from = None
             self.set_lines(lines, Content("\n").join(text))
-            for charts in self.query("#gpu-charts"):
-                charts.display = False
+            if self._charts is not None and self._charts_row.display:
+                self._charts_row.display = False
             return
-        text = []
         several = len(reading.gpus) > 1
-        for gpu in reading.gpus:
-            # One GPU: its name goes in the border, leaving the line for numbers.
-            line = gpu_line(gpu)
-            text.append(Content.assemble((f"{gpu.index} ", "bold"), line) if several else line)
-            usage = usage_text(reading.usage.get(gpu.index), gpu)
-            if usage:
-                text.append(Content.assemble("  ", usage) if several else usage)
-        self.set_lines(lines, Content("\n").join(text))
+        drawn_from = (reading.gpus, tuple(sorted(reading.usage.items())), lines.size.width)
+        if drawn_from != self._drawn_from:  # a steady GPU: the same lines, not made again
+            self._drawn_from = drawn_from
+            text = []
+            for gpu in reading.gpus:
+                # One GPU: its name goes in the border, leaving the line for numbers.
+                line = gpu_line(gpu)
+                text.append(Content.assemble((f"{gpu.index} ", "bold"), line) if several else line)
+                usage = usage_text(reading.usage.get(gpu.index), gpu)
+                if usage:
+                    text.append(Content.assemble("  ", usage) if several else usage)
+            self.set_lines(lines, Content("\n").join(text))
         first = reading.gpus[0]
         retitle(self, f"GPUs ({len(reading.gpus)})" if several else gpu_title(first))
         util, tokens = self.charts()
-        self.query_one("#gpu-charts").display = True
-        first = reading.gpus[0]
+        if not self._charts_row.display:
+            self._charts_row.display = True
         if first.utilization is None and not first.lost:
             util.show_empty("utilisation N/A on this GPU")
         else:
