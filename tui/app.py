@@ -156,11 +156,10 @@ class LlmTuiApp(App[int]):
     def on_mount(self) -> None:
         self.load_keymap()
         self.switch_mode("dashboard")
-        if self.services.first_run_guide:
-            from tui.screens.guide import open_guide, wants_guide
+        if self.services.first_run_guide and wants_guide(self.settings):
+            from tui.screens.guide import open_guide  # its module only when it opens
 
-            if wants_guide(self.settings):
-                open_guide(self)
+            open_guide(self)
 
     def load_keymap(self) -> None:
         """Remap bindings from the user's keymap.toml (README: Keys); problems are said."""
@@ -250,6 +249,17 @@ class LlmTuiApp(App[int]):
 
 
 ENV_WATCH_S = 1.0
+
+
+def wants_guide(settings: Settings) -> bool:
+    """A first run: no model chosen and none in MODELS_DIR yet."""
+    if settings.chat_model:
+        return False
+    folder = settings.models_dir
+    try:
+        return not folder.is_dir() or not any(folder.rglob("*.gguf"))
+    except OSError:
+        return False
 
 
 def env_signature(path: Path) -> tuple[int, int, int] | None:

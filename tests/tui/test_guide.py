@@ -19,7 +19,8 @@ from tests.tui.conftest import write_env
 from tests.tui.fakes import FakeChat, FakeEngine, fake_services
 from tests.tui.helpers import SIZE, settle, until
 from tui.__main__ import LlmTuiApp, make_app
-from tui.screens.guide import GuideScreen, wants_guide
+from tui.app import wants_guide
+from tui.screens.guide import GuideScreen
 
 pytestmark = pytest.mark.anyio
 

@@ -96,6 +96,7 @@ def heading(conversation: Conversation, settings: Settings, saved: bool) -> Cont
 
 
 class ChatScreen(ChatActions):
+    CSS_PATH = "chat.tcss"  # loaded when it first shows
     MODE = "chat"
     SUB_TITLE = "Chat"
     BINDINGS = bindings("chat")

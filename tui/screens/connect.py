@@ -46,6 +46,7 @@ def probe_lines(probes: list[Probe]) -> Content:
 
 
 class ConnectScreen(ModeScreen):
+    CSS_PATH = "connect.tcss"  # loaded when it first shows
     MODE = "connect"
     SUB_TITLE = "Connect"
     BINDINGS = bindings("connect")

@@ -30,6 +30,7 @@ def gib(value: float) -> str:
 
 
 class GpuScreen(ModeScreen):
+    CSS_PATH = "gpu.tcss"  # loaded when it first shows
     MODE = "gpu"
     SUB_TITLE = "GPU"
     BINDINGS = bindings("gpu")

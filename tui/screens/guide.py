@@ -43,19 +43,10 @@ STEPS = ("Checks", "Use", "Model", "Download", "Settings", "Start", "First answe
 SYMBOLS = {Status.OK: "✓", Status.WARN: "!", Status.FAIL: "✗"}
 
 
-def wants_guide(settings: Settings) -> bool:
-    """A first run: no model chosen and none in MODELS_DIR yet."""
-    if settings.chat_model:
-        return False
-    folder = settings.models_dir
-    try:
-        return not folder.is_dir() or not any(folder.rglob("*.gguf"))
-    except OSError:
-        return False
-
-
 class GuideScreen(Screen[None]):
     """One screen, one step at a time; the body changes, the keys stay the same."""
+
+    CSS_PATH = "guide.tcss"  # loaded when it first shows
 
     BINDINGS = [*bindings("guide"), Binding("escape", "leave", "Leave", show=True)]
     AUTO_FOCUS = "#guide-choices"

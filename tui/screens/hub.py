@@ -71,6 +71,8 @@ def measure_fits(
 class HubScreen(ModeScreen):
     """Search results, the selected repo's quants, and the downloads, top to bottom."""
 
+    CSS_PATH = "hub.tcss"  # loaded when it first shows
+
     MODE = HUB_SCREEN
     SUB_TITLE = "Hugging Face"
     BINDINGS = bindings("hub")

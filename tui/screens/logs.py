@@ -63,6 +63,7 @@ START_HINT = "Start the stack with u on the Dashboard (1)."
 
 
 class LogsScreen(LogsFind):
+    CSS_PATH = "logs.tcss"  # loaded when it first shows
     MODE = "logs"
     SUB_TITLE = "Logs"
     BINDINGS = bindings("logs")

@@ -152,6 +152,7 @@ def stack_is_running(engine: StackEngine) -> bool:
 
 
 class ModelsScreen(ModeScreen):
+    CSS_PATH = "models.tcss"  # loaded when it first shows
     MODE = "models"
     SUB_TITLE = "Models"
     BINDINGS = bindings("models")

@@ -133,6 +133,7 @@ def drift_text(statuses: list[ServiceStatus]) -> Content | None:
 
 
 class SettingsScreen(ModeScreen):
+    CSS_PATH = "settings.tcss"  # loaded when it first shows
     MODE = "settings"
     SUB_TITLE = "Settings"
     BINDINGS = bindings("settings")
