@@ -159,7 +159,8 @@ def bench_up_and_status(
             reference=pses,
             reference_name="docker ps --filter (the Docker CLI)",
             target="<= 0.3",
-            note="interpreter start + importing docker dominate",
+            note="read straight from the local socket (no docker import); the interpreter, "
+            "the settings and the plan (its YAML gateway config) are what is left",
         ),
     ]
 
