@@ -252,13 +252,21 @@ async def test_a_steady_reading_repaints_no_chart_and_a_change_does() -> None:
     app = One()
     async with app.run_test(size=(80, 10)) as pilot:
         widget = app.query_one(Chart)
-        widget.show([Series("util", points(1000, 40.0))], 1000.0)
+        widget.show([Series("util", points(1001, 40.0))], 1001.0)
         await pilot.pause()
         await settle(app)
         assert widget._strips is not None  # drawn
-        widget.show([Series("util", points(1001, 40.0))], 1001.0)  # a second later, the same
+        widget.show([Series("util", points(1002, 40.0))], 1002.0)  # a second later, the same
         assert widget._strips is not None  # kept: nothing to rebuild or repaint
-        widget.show([Series("util", points(1002, 90.0))], 1002.0)
+        widget.show([Series("util", points(1003, 90.0))], 1003.0)
         assert widget._strips is None  # a different picture: rebuilt on the next refresh
         await settle(app)
         assert widget._strips is not None
+        # The x axis moves in 5 s steps (300 s / 60): a steady reading repaints once a step.
+        assert widget.now == 1005.0
+        widget.show([Series("util", points(1004, 90.0))], 1004.0)
+        assert widget._strips is not None  # the same step, the same value: kept
+        # The next step, with a history that grew (it starts where it started): redrawn.
+        grown = tuple((t, 90.0) for t in range(971, 1007))
+        widget.show([Series("util", grown)], 1006.0)
+        assert widget.now == 1010.0 and widget._strips is None

@@ -23,6 +23,11 @@ from textual.widget import Widget
 
 Points = Sequence[tuple[float, float | None]]
 WINDOW_S = 300.0
+# The x axis moves in steps of this many seconds (of the window's 300), the same for every
+# chart: while a history fills, charts side by side change their picture together, once
+# a step, instead of each whenever its own dots move (an idle dashboard's main cost). A
+# new value still shows at once; the newest point sits at most one step from the edge.
+STEP_FRACTION = 1 / 60
 LABEL_WIDTH = 6
 # Braille dot bits: column 0 rows 0-3, then column 1 rows 0-3 (Unicode's order).
 DOTS = ((0x01, 0x02, 0x04, 0x40), (0x08, 0x10, 0x20, 0x80))
@@ -72,9 +77,17 @@ def time_label(seconds: float) -> str:
 
 
 def plot(
-    series: Sequence[Series], width: int, height: int, top: float, now: float, window: float
+    series: Sequence[Series],
+    width: int,
+    height: int,
+    top: float,
+    now: float,
+    window: float,
+    step: float = 0.0,
 ) -> list[list[tuple[int, int]]]:
-    """Cells of the plot area: (braille bits, index of the series drawn last) per cell."""
+    """Cells of the plot area: (braille bits, index of the series drawn last) per cell.
+
+    ``step``: points are placed by the step their time falls in (see STEP_FRACTION)."""
     cells = [[(0, -1) for _ in range(width)] for _ in range(height)]
     dots_x, dots_y = width * 2, height * 4
     start = now - window
@@ -84,6 +97,8 @@ def plot(
         for when, value in one.points:
             if value is None or when < start:
                 continue
+            if step > 0:
+                when = math.ceil(when / step) * step
             x = min(dots_x - 1, max(0, int((when - start) / window * (dots_x - 1) + 0.5)))
             columns[x] = max(value, columns.get(x, value))
         previous: int | None = None
@@ -148,7 +163,7 @@ class Chart(Widget):
     ) -> None:
         """New data: redrawn on the next refresh (and only then)."""
         self.series = tuple(series)
-        self.now = now
+        self.now = None if now is None else self.stepped(now)
         if top is not None:
             self.fixed_top = top
         picture = self._picture_of()
@@ -158,6 +173,15 @@ class Chart(Widget):
         self._strips = None
         self.refresh()
 
+    @property
+    def step(self) -> float:
+        return self.window_s * STEP_FRACTION
+
+    def stepped(self, now: float) -> float:
+        """``now`` moved up to the end of its step of the x axis (see STEP_FRACTION)."""
+        step = self.step
+        return math.ceil(now / step) * step if step > 0 else now
+
     def _picture_of(self) -> tuple[object, ...] | None:
         """What the plot would show at this size: equal pictures draw the same strips."""
         width, height = self.size
@@ -166,7 +190,7 @@ class Chart(Widget):
         top = self.top
         cells = plot(
             self.series, max(1, width - LABEL_WIDTH - 1), max(1, height - 1), top, self.now,
-            self.window_s,
+            self.window_s, self.step,
         )  # fmt: skip
         has_data = any(v is not None for one in self.series for _, v in one.points)
         return (width, height, top, has_data, tuple(map(tuple, cells)))
@@ -223,7 +247,7 @@ class Chart(Widget):
             return strips
         assert self.now is not None
         top = self.top
-        cells = plot(self.series, plot_width, plot_height, top, self.now, self.window_s)
+        cells = plot(self.series, plot_width, plot_height, top, self.now, self.window_s, self.step)
         styles = [self.get_component_rich_style(one.style_class) for one in self.series]
         labels = {0: top, plot_height // 2: top / 2, plot_height - 1: 0.0}
         strips = []
