@@ -140,9 +140,9 @@ def tui_arguments(argv: Sequence[str]) -> argparse.Namespace | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = tui_arguments(sys.argv[1:] if argv is None else argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    args = tui_arguments(words)
     if args is None:
-        words = sys.argv[1:] if argv is None else list(argv)
         args = build_parser(words).parse_args(words)
     cli_remote.use_context(args)
     try:

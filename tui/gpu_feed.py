@@ -66,7 +66,7 @@ class GpuFeed:
         # inside one (reading, or handing the reading to the views).
         self.parked = threading.Event()
         self.reading = False
-        self.paused = False  # held (a test's picture): no readings until resumed
+        self.paused = False  # held for good (a test's picture): no more readings
 
     @property
     def sampler(self) -> GpuSampler:
@@ -114,11 +114,6 @@ class GpuFeed:
         self.paused = True
         self._wanted.clear()
 
-    def resume(self) -> None:
-        self.paused = False
-        if self._views:
-            self._wanted.set()
-
     def close(self) -> None:
         self._views = ()
         self._closed = True
@@ -156,7 +151,6 @@ class GpuFeed:
                 finally:
                     self.reading = False
                 self._now.wait(self.interval)
-                self._now.clear()
         finally:
             self.parked.set()
             sampler, self._sampler = self._sampler, None

@@ -36,7 +36,7 @@ from stack.engine.network import ensure_network
 from stack.engine.network import remove_network as remove_stack_network
 from stack.engine.plan import ServiceSpec, plan_services
 from stack.engine.pull import ensure_image
-from stack.engine.status import ServiceStatus, stack_status
+from stack.engine.status import ServiceStatus, stack_members, stack_status
 from stack.engine.swap import swap_model
 from stack.settings import Settings
 
@@ -190,13 +190,12 @@ class Engine:
         return container
 
     def _our_containers(self) -> list[Container]:
-        """The stack's containers; a remote host's short-lived helpers (a download running,
-        a library scan) are not part of it, and `up`/`down` leave them alone."""
+        """The stack's containers (`stack_members`: not a remote host's helpers)."""
         label = f"{svc.LABEL_STACK}={self.settings.stack_name}"
         # ignore_removed: one removed between the listing and its inspect (a helper that
         # finished, a `down` running) is simply gone, not an error.
         found = self.client.containers.list(all=True, filters={"label": label}, ignore_removed=True)
-        return [c for c in found if (c.labels or {}).get(svc.LABEL_ROLE) != svc.HELPER]
+        return stack_members(found)
 
     def _read_locally(self) -> list[ContainerView] | None:
         """`status`'s reads from a local socket while no SDK client exists (a command line:

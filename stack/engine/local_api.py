@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 from stack.engine import plan as svc
 from stack.engine.endpoint import Endpoint
+from stack.engine.status import stack_members
 from stack.settings import Settings
 
 TIMEOUT_S = 10.0
@@ -124,4 +125,4 @@ def read_stack(
         found = api.containers(f"{svc.LABEL_STACK}={settings.stack_name}")
     except Unavailable:
         return None
-    return [c for c in found if c.labels.get(svc.LABEL_ROLE) != svc.HELPER], nvidia
+    return stack_members(found), nvidia

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from stack.engine import plan as svc
 
@@ -21,6 +21,15 @@ class Inspected(Protocol):
     def name(self) -> str | None: ...
     @property
     def labels(self) -> dict[str, str]: ...
+
+
+InspectedT = TypeVar("InspectedT", bound=Inspected)
+
+
+def stack_members(found: Iterable[InspectedT]) -> list[InspectedT]:
+    """The stack's own containers among ``found``: a remote host's short-lived helpers (a
+    download running, a library scan) are not part of it, and `up`/`down` leave them alone."""
+    return [c for c in found if (c.labels or {}).get(svc.LABEL_ROLE) != svc.HELPER]
 
 
 @dataclass(frozen=True)

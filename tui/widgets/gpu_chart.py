@@ -54,6 +54,11 @@ def nice_ceiling(value: float) -> float:
     return float(10 * power)  # pragma: no cover - the loop always returns
 
 
+def step_end(when: float, step: float) -> float:
+    """``when`` moved up to the end of its ``step`` of the x axis (none: as it is)."""
+    return math.ceil(when / step) * step if step > 0 else when
+
+
 def short_number(value: float) -> str:
     """Axis labels in at most five characters: ``0``, ``2.5``, ``850``, ``12k``, ``1.5M``."""
     if value >= 1e6:
@@ -97,8 +102,7 @@ def plot(
         for when, value in one.points:
             if value is None or when < start:
                 continue
-            if step > 0:
-                when = math.ceil(when / step) * step
+            when = step_end(when, step)
             x = min(dots_x - 1, max(0, int((when - start) / window * (dots_x - 1) + 0.5)))
             columns[x] = max(value, columns.get(x, value))
         previous: int | None = None
@@ -179,8 +183,7 @@ class Chart(Widget):
 
     def stepped(self, now: float) -> float:
         """``now`` moved up to the end of its step of the x axis (see STEP_FRACTION)."""
-        step = self.step
-        return math.ceil(now / step) * step if step > 0 else now
+        return step_end(now, self.step)
 
     def _picture_of(self) -> tuple[object, ...] | None:
         """What the plot would show at this size: equal pictures draw the same strips."""

@@ -55,7 +55,7 @@ class GpuPanel(Vertical):
         self._shown = ""  # the lines' text as last drawn
         self._fitted = False  # and whether every line of it fitted the width
         self._drawn_from: tuple[object, ...] | None = None  # what the lines were made of
-        self._charts: tuple[Chart, Chart] | None = None
+        self._charts: tuple[Horizontal, Chart, Chart] | None = None  # the row and its charts
 
     @property
     def llm_app(self) -> LlmTuiApp:
@@ -67,16 +67,17 @@ class GpuPanel(Vertical):
     def on_mount(self) -> None:
         self.border_title = "GPU"
 
-    def charts(self) -> tuple[Chart, Chart]:
-        """The two charts, mounted with the first GPU reading (none without a GPU)."""
+    def charts(self) -> tuple[Horizontal, Chart, Chart]:
+        """The charts' row and its two charts, mounted with the first GPU reading (none
+        without a GPU)."""
         if self._charts is None:
             util = Chart(unit="%", top=100, id="gpu-util-chart", classes="gpu-mini-chart")
             tokens = Chart(id="gpu-tokens-chart", classes="gpu-mini-chart")
             util.border_title = "GPU 0 util %"
             tokens.border_title = "tokens/s (llama-server)"
-            self._charts_row = Horizontal(util, tokens, id="gpu-charts")
-            self.mount(self._charts_row)
-            self._charts = (util, tokens)
+            row = Horizontal(util, tokens, id="gpu-charts")
+            self.mount(row)
+            self._charts = (row, util, tokens)
         return self._charts
 
     def activate(self) -> None:
@@ -119,8 +120,8 @@ class GpuPanel(Vertical):
                 text.append(throughput_text(reading.throughput, reading.throughput_notes))
             self._drawn_from = None
             self.set_lines(lines, Content("\n").join(text))
-            if self._charts is not None and self._charts_row.display:
-                self._charts_row.display = False
+            if self._charts is not None and self._charts[0].display:
+                self._charts[0].display = False
             return
         several = len(reading.gpus) > 1
         drawn_from = (reading.gpus, tuple(sorted(reading.usage.items())), lines.size.width)
@@ -137,9 +138,9 @@ class GpuPanel(Vertical):
             self.set_lines(lines, Content("\n").join(text))
         first = reading.gpus[0]
         retitle(self, f"GPUs ({len(reading.gpus)})" if several else gpu_title(first))
-        util, tokens = self.charts()
-        if not self._charts_row.display:
-            self._charts_row.display = True
+        row, util, tokens = self.charts()
+        if not row.display:
+            row.display = True
         if first.utilization is None and not first.lost:
             util.show_empty("utilisation N/A on this GPU")
         else:
