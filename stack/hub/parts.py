@@ -1,7 +1,8 @@
 """The bytes on disk behind a download: ``.part`` files, their sidecars, hashes and names.
 
 Also the small parsers for the HTTP headers a ranged download reads. Nothing here knows
-about jobs or threads; `stack.hub.downloads` puts the pieces together.
+about jobs; `stack.hub.downloads` puts the pieces together. A part's hash is worked out
+beside its writes, on a thread of its own (`stack.hub.hashing`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from stack.atomic import write_atomic
+from stack.hub.hashing import BackgroundHash
 from stack.hub.jobs import DownloadError
 
 MiB = 1024 * 1024
@@ -57,9 +59,14 @@ class PartWriter:
 
     def __init__(self, handle: Any, hasher: Any, offset: int) -> None:
         self.handle = handle
-        self.hasher = hasher
+        self._hash = BackgroundHash(hasher)
         self.offset = offset
         self._written_back = offset
+
+    @property
+    def hasher(self) -> Any:
+        """The sha256 of the part so far (waits for the hash to catch up with the writes)."""
+        return self._hash.result()
 
     def write(self, chunk: bytes) -> None:
         written = self.handle.write(chunk)
@@ -73,7 +80,7 @@ class PartWriter:
                 with contextlib.suppress(OSError):
                     self.handle.truncate(self.offset)
                 raise
-        self.hasher.update(chunk)
+        self._hash.update(chunk)
         self.offset += len(chunk)
         if self.offset - self._written_back >= WRITEBACK_STEP:
             _start_writeback(self.handle.fileno(), self._written_back, self.offset)
@@ -84,8 +91,9 @@ class PartWriter:
         os.fsync(self.handle.fileno())
 
     def restart(self) -> None:
+        self._hash.result()  # its thread ends before the hash starts over
         self.handle.truncate(0)  # opened for append: the next write lands at 0
-        self.hasher = hashlib.sha256()
+        self._hash = BackgroundHash(hashlib.sha256())
         self.offset = self._written_back = 0
 
 
