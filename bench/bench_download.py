@@ -3,7 +3,7 @@
 Both fetch the same 1 GiB file from the same loopback server, alternating, for a few rounds;
 the script prints MB/s for each and exits non-zero when ours is below 0.95x theirs.
 
-    .venv/bin/python bench/bench_download.py [--size-mib 1024] [--rounds 3] [--dir DIR]
+    .venv/bin/python bench/bench_download.py [--size-mib 1024] [--rounds 5] [--dir DIR]
 
 ``--pacing`` instead measures, on the wall clock, what the tests check with an injected one:
 that a bandwidth limit holds the transfer to its rate (within the limiter's quarter second of
@@ -200,7 +200,7 @@ def check_pacing(url: str, sha256: str, size: int, out: Path, limit: int) -> boo
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mib", type=int, default=None, help="default 1024 (16: --pacing)")
-    parser.add_argument("--rounds", "--runs", type=int, default=3)
+    parser.add_argument("--rounds", "--runs", type=int, default=5)
     parser.add_argument("--json", type=Path, help="also write the results here (for bench/run)")
     parser.add_argument("--dir", type=Path, default=None, help="scratch folder (default: tmp)")
     parser.add_argument("--pacing", action="store_true", help="check the limit and progress pace")
