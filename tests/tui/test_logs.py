@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+from textual.pilot import Pilot
 from textual.widgets import Input, Log, Static, Tabs
 
 from stack.engine.connection import EngineUnavailable
@@ -33,6 +34,16 @@ GATEWAY_LINES = [[LogLine("LiteLLM: Proxy initialized with Config, Set models:",
 async def calm(app: LlmTuiApp) -> None:
     """Settled, but for the follow worker: a held stream keeps it running."""
     await settle(app, allow=("logs-follow",))
+
+
+async def open_logs(app: LlmTuiApp, pilot: Pilot[None], lines: int = 3) -> LogsScreen:
+    """The Logs screen, opened with its key from a settled app, once ``lines`` lines show."""
+    await settle(app)
+    await pilot.press("3")
+    await until(lambda: len(log_lines(app)) == lines, f"{lines} lines shown")
+    screen = app.screen
+    assert isinstance(screen, LogsScreen)
+    return screen
 
 
 def log_lines(app: LlmTuiApp) -> list[str]:
@@ -65,9 +76,7 @@ async def test_lines_stream_in_and_the_stream_closes_when_hidden(
     app: LlmTuiApp, running_engine: FakeEngine, logs: FakeLogs
 ) -> None:
     async with app.run_test(size=SIZE) as pilot:
-        await settle(app)
-        await pilot.press("3")
-        await until(lambda: len(log_lines(app)) == 3, "three lines shown")
+        await open_logs(app, pilot)
         await calm(app)
         assert logs.opened == ["inference"]
         shown = log_lines(app)
@@ -82,9 +91,7 @@ async def test_brackets_switch_service_and_close_the_old_stream(
     app: LlmTuiApp, running_engine: FakeEngine, logs: FakeLogs
 ) -> None:
     async with app.run_test(size=SIZE) as pilot:
-        await settle(app)
-        await pilot.press("3")
-        await until(lambda: len(log_lines(app)) == 3, "inference lines")
+        await open_logs(app, pilot)
         await pilot.press("right_square_bracket")
         await until(lambda: log_lines(app) == [GATEWAY_LINES[0][0].text], "gateway lines")
         await calm(app)
@@ -103,9 +110,7 @@ async def test_filter_hides_other_lines_and_follow_toggles(
     app: LlmTuiApp, running_engine: FakeEngine, logs: FakeLogs
 ) -> None:
     async with app.run_test(size=SIZE) as pilot:
-        await settle(app)
-        await pilot.press("3")
-        await until(lambda: len(log_lines(app)) == 3, "three lines")
+        await open_logs(app, pilot)
 
         await pilot.press("ampersand")
         await calm(app)
@@ -145,9 +150,7 @@ async def test_a_regex_filter_and_a_bad_regex(
     app: LlmTuiApp, running_engine: FakeEngine, logs: FakeLogs
 ) -> None:
     async with app.run_test(size=SIZE) as pilot:
-        await settle(app)
-        await pilot.press("3")
-        await until(lambda: len(log_lines(app)) == 3, "three lines")
+        await open_logs(app, pilot)
         await pilot.press("ampersand", "ctrl+r", *"load(ed|_model)")
         await calm(app)
         assert len(log_lines(app)) == 2
@@ -166,9 +169,7 @@ async def test_search_highlights_and_n_moves_between_matches(
     many = [LogLine(f"line {n} {'ready' if n % 10 == 0 else 'busy'}", "") for n in range(60)]
     logs.batches = {"inference": [many]}
     async with app.run_test(size=SIZE) as pilot:
-        await settle(app)
-        await pilot.press("3")
-        await until(lambda: len(log_lines(app)) == 60, "sixty lines")
+        await open_logs(app, pilot, 60)
         await pilot.press("slash", *"READY")
         await calm(app)
         screen = app.screen
@@ -203,11 +204,7 @@ async def test_pause_holds_the_pane_and_scrolling_up_stops_following(
     app: LlmTuiApp, running_engine: FakeEngine, logs: FakeLogs
 ) -> None:
     async with app.run_test(size=SIZE) as pilot:
-        await settle(app)
-        await pilot.press("3")
-        await until(lambda: len(log_lines(app)) == 3, "three lines")
-        screen = app.screen
-        assert isinstance(screen, LogsScreen)
+        screen = await open_logs(app, pilot)
         await pilot.press("p")
         await calm(app)
         screen.add_lines([f"later {n}" for n in range(40)])  # as if they had arrived
@@ -240,9 +237,7 @@ async def test_s_saves_the_shown_lines_to_a_file(
 ) -> None:
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     async with app.run_test(size=SIZE) as pilot:
-        await settle(app)
-        await pilot.press("3")
-        await until(lambda: len(log_lines(app)) == 3, "three lines")
+        await open_logs(app, pilot)
         await pilot.press("ampersand", *"listening", "enter", "s")
         await until(lambda: any(t == "Logs saved" for t, _ in notes(app)), "saved")
         await calm(app)
@@ -414,9 +409,7 @@ async def test_slash_and_ampersand_are_text_while_typing_a_search(
     app: LlmTuiApp, running_engine: FakeEngine, logs: FakeLogs
 ) -> None:
     async with app.run_test(size=SIZE) as pilot:
-        await settle(app)
-        await pilot.press("3")
-        await until(lambda: len(log_lines(app)) == 3, "three lines shown")
+        await open_logs(app, pilot)
         await pilot.press("slash", *"/v1&x", "slash")  # the keys open the field, then are text
         field = app.screen.query_one("#logs-search", Input)
         assert app.screen.focused is field
