@@ -381,6 +381,13 @@ class Lags:
     late: list[float]
     busy: list[float]
 
+    def figures(self) -> dict[str, float]:
+        return {
+            "p99": percentile(self.late, 99),
+            "p50": percentile(self.late, 50),
+            "busy_p99": percentile(self.busy, 99),
+        }
+
 
 async def lag_probe(seconds: float, each_second: Callable[[], None] | None = None) -> Lags:
     """How late the event loop wakes a task that asks every LAG_TICK_S, for ``seconds``."""
@@ -415,11 +422,7 @@ async def flood_in_bare_app(seconds: float) -> dict[str, float]:
 
     async with Bare().run_test(headless=True, size=(120, 40)):
         lags = await lag_probe(seconds)
-    return {
-        "p99": percentile(lags.late, 99),
-        "p50": percentile(lags.late, 50),
-        "busy_p99": percentile(lags.busy, 99),
-    }
+    return lags.figures()
 
 
 async def flood_in_app(home: Path, seconds: float) -> dict[str, float]:
@@ -460,9 +463,7 @@ async def flood_in_app(home: Path, seconds: float) -> dict[str, float]:
         await pilot.press("1")
     limit = load_settings(home / ".env").log_buffer_lines * 2
     return {
-        "p99": percentile(lags.late, 99),
-        "p50": percentile(lags.late, 50),
-        "busy_p99": percentile(lags.busy, 99),
+        **lags.figures(),
         "rate": taken / elapsed,
         "kept": kept,
         "limit": limit,

@@ -169,11 +169,9 @@ async def test_search_highlights_and_n_moves_between_matches(
     many = [LogLine(f"line {n} {'ready' if n % 10 == 0 else 'busy'}", "") for n in range(60)]
     logs.batches = {"inference": [many]}
     async with app.run_test(size=SIZE) as pilot:
-        await open_logs(app, pilot, 60)
+        screen = await open_logs(app, pilot, 60)
         await pilot.press("slash", *"READY")
         await calm(app)
-        screen = app.screen
-        assert isinstance(screen, LogsScreen)
         assert len(log_lines(app)) == 60  # search hides nothing
         assert "search “READY”: 6 lines match" in status(app)
         await pilot.press("enter")  # to the last match
