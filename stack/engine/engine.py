@@ -44,10 +44,10 @@ if TYPE_CHECKING:
     import docker
     from docker.models.containers import Container
 
+    from stack.engine.direct_api import ContainerView, DirectApi
     from stack.engine.endpoint import Endpoint
     from stack.engine.errors import ModelProblem
     from stack.engine.forward import GatewayForward
-    from stack.engine.local_api import ContainerView
     from stack.engine.remote_models import RemoteModels
 
 Progress = Callable[[str], None]
@@ -85,10 +85,13 @@ class Engine:
         client: docker.DockerClient | None = None,
         *,
         forward: bool = False,
+        direct: DirectApi | None = None,
     ) -> None:
         self.settings = settings
         self._client = client
         self._nvidia: bool | None = None
+        # status's reads without the SDK (direct_api), made here or handed over started
+        self._direct = direct
         self._forward_wanted = forward
         self._kept = KeptForward()
 
@@ -140,6 +143,7 @@ class Engine:
 
     def close(self) -> None:
         self.close_forward()
+        self._close_direct()
         self._close_client()
 
     # --- reaching the gateway ----------------------------------------------------------
@@ -198,17 +202,29 @@ class Engine:
         return stack_members(found)
 
     def _read_locally(self) -> list[ContainerView] | None:
-        """`status`'s reads from a local socket while no SDK client exists (a command line:
-        no docker import); None when that does not apply or work (the SDK path explains)."""
-        if self._client is not None or self.remote:
+        """`status`'s reads straight from the engine while no SDK client exists (a command
+        line: no docker import), on a local socket or over the system ssh client; None
+        when that does not apply or work (the SDK path then explains)."""
+        if self._client is not None:
+            self._close_direct()
             return None
-        from stack.engine.local_api import read_stack
+        from stack.engine.direct_api import direct_api, read_stack
 
-        found = read_stack(self.endpoint, self.settings, self._nvidia)
+        if self._direct is None:
+            self._direct = direct_api(self.endpoint)
+            if self._direct is None:
+                return None
+        found = read_stack(self._direct, self.settings, self._nvidia)
         if found is None:
+            self._close_direct()
             return None
         containers, self._nvidia = found
         return containers
+
+    def _close_direct(self) -> None:
+        direct, self._direct = self._direct, None
+        if direct is not None:
+            direct.close()
 
     # --- preconditions -----------------------------------------------------------------
 

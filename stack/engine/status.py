@@ -11,7 +11,7 @@ from stack.engine import plan as svc
 
 
 class Inspected(Protocol):
-    """An inspected container: docker-py's, or `local_api.ContainerView`."""
+    """An inspected container: docker-py's, or `direct_api.ContainerView`."""
 
     @property
     def attrs(self) -> dict[str, Any]: ...

@@ -21,6 +21,7 @@ import pytest
 from stack.engine.gateway import render_config
 from stack.engine.remote_gpu import HostGpus, open_engine_gpus
 from stack.gpu import GpuUnavailable
+from tests.support.docker_engine import assert_same_rows
 from tests.support.fakehub import FakeHub
 from tests.support.remote_host import RemoteHost
 from tests.support.remote_stack import KEY, RemoteStack, hub_with_models
@@ -129,6 +130,7 @@ def test_up_download_swap_logs_chat_down(stack: RemoteStack) -> None:
     assert stack.container("api-gateway").id == gateway_id  # the gateway kept running
     status = stack.cli("status").stdout
     assert "beta-Q8_0.gguf" in status and f"over {stack.via}" in status.splitlines()[0]
+    assert_status_read_directly_over_ssh(stack)
 
     lines = follow_logs_until(stack, "model loaded")
     assert any("beta-Q8_0.gguf" in line for line in lines), lines[-20:]
@@ -137,6 +139,44 @@ def test_up_download_swap_logs_chat_down(stack: RemoteStack) -> None:
     stack.cli("down")
     assert stack.containers(helpers=True) == []  # helpers remove themselves, too
     assert stack.models_on_host() == ["alpha-Q8_0.gguf", "beta-Q8_0.gguf"]  # models stay
+
+
+def assert_status_read_directly_over_ssh(stack: RemoteStack) -> None:
+    """Over SSH a command line's `status` reads through the system ssh client (no Docker
+    SDK, no paramiko) and finds what the SDK finds; TLS takes the SDK."""
+    import sys
+
+    from stack.engine import Engine
+    from stack.engine.connection import connect
+
+    script = (
+        "import json, sys\n"
+        "from stack.engine import Engine\n"
+        "from stack.settings import load_settings\n"
+        "engine = Engine(load_settings(sys.argv[1]))\n"
+        "rows = engine.status()\n"
+        "engine.close()\n"
+        "print(json.dumps({'sdk': [m for m in ('docker', 'paramiko') if m in sys.modules],"
+        " 'rows': [row.as_dict() for row in rows]}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(stack.env_file)],
+        capture_output=True,
+        text=True,
+        env=stack.engine_environment(),
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["sdk"] == ([] if stack.via in ("ssh", "box") else ["docker"]), answer["sdk"]
+    with stack.client_env():
+        engine = Engine(stack.settings(), client=connect())
+        try:
+            expected = engine.status()
+        finally:
+            engine.close()
+    assert len(expected) == 2
+    assert_same_rows(expected, answer["rows"])
 
 
 def test_doctor_checks_each_step_of_reaching_the_host(stack: RemoteStack) -> None:

@@ -16,6 +16,7 @@ import pytest
 from stack.engine import Engine
 from stack.engine.errors import EngineError
 from stack.settings import Settings, load_settings
+from tests.support.docker_engine import assert_same_rows
 from tests.support.gguf_factory import write_tiny_model, write_truncated
 from tests.support.net import free_port
 from tests.support.tiers import unavailable
@@ -370,7 +371,6 @@ def test_killed_inference_shows_exit_code_in_status(home: Home) -> None:
 
 
 def assert_same_status_without_the_sdk(home: Home, expected: list[Any]) -> None:
-    import dataclasses
     import subprocess
     import sys
 
@@ -388,13 +388,7 @@ def assert_same_status_without_the_sdk(home: Home, expected: list[Any]) -> None:
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout)
     assert answer["docker"] is False
-    timeless = [{**dataclasses.asdict(row), "uptime_s": None} for row in expected]
-    for row in timeless:
-        row["ports"], row["drift"] = list(row["ports"]), list(row["drift"])
-    got = [{**row, "uptime_s": None} for row in answer["rows"]]
-    for row in got:
-        del row["up_to_date"]
-    assert got == timeless
+    assert_same_rows(expected, answer["rows"])
 
 
 def test_cancel_ends_a_long_model_load_at_once(home: Home) -> None:

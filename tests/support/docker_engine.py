@@ -194,3 +194,17 @@ class EngineSandbox:
         self._networks.clear()
         if errors:
             raise RuntimeError("engine sandbox cleanup failed: " + "; ".join(errors))
+
+
+def assert_same_rows(expected: list[Any], printed: list[dict[str, Any]]) -> None:
+    """`ServiceStatus` rows against the same rows as `status --json` prints them (as_dict),
+    uptimes left out (they move between the two reads)."""
+    import dataclasses
+
+    want = [{**dataclasses.asdict(row), "uptime_s": None} for row in expected]
+    for row in want:
+        row["ports"], row["drift"] = list(row["ports"]), list(row["drift"])
+    got = [{**row, "uptime_s": None} for row in printed]
+    for row in got:
+        del row["up_to_date"]
+    assert got == want

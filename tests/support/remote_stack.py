@@ -66,6 +66,15 @@ class RemoteStack:
         env.update(extra)
         return env
 
+    def engine_environment(self) -> dict[str, str]:
+        """`environment()` with the context `--context` names (for code that is not the CLI)."""
+        env = self.environment()
+        if self.via == "tls":
+            from stack.engine.endpoint import CONTEXT_VARIABLE
+
+            env[CONTEXT_VARIABLE] = "gpu-tls"
+        return env
+
     def command(self, *args: str) -> list[str]:
         context = ["--context", "gpu-tls"] if self.via == "tls" else []
         return [sys.executable, "-m", "cli.main", "--env-file", str(self.env_file), *context, *args]
@@ -90,11 +99,7 @@ class RemoteStack:
     def client_env(self) -> Iterator[None]:
         """This process's environment as the CLI's (for in-process calls)."""
         saved = dict(os.environ)
-        env = self.environment()
-        if self.via == "tls":
-            from stack.engine.endpoint import CONTEXT_VARIABLE
-
-            env[CONTEXT_VARIABLE] = "gpu-tls"
+        env = self.engine_environment()
         os.environ.clear()
         os.environ.update(env)
         try:
