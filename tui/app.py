@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from textual import work
 from textual.app import App
 from textual.css.query import NoMatches
+from textual.driver import Driver
 from textual.screen import ModalScreen, Screen
 from textual.signal import Signal
 from textual.worker import Worker
@@ -21,6 +22,7 @@ from textual.worker import Worker
 from stack.cancel import CancelToken
 from stack.errors import LlmTuiError
 from stack.settings import Settings
+from tui import strip_cycles
 from tui.commands import APP, COMMANDS, CommandTableProvider, StackProvider, bindings
 from tui.gpu_feed import GpuFeed
 from tui.keymap import keymap_path, load_keymap
@@ -71,6 +73,7 @@ class LlmTuiApp(App[int]):
         self, settings: Settings, services: Services, *, started_at: float | None = None
     ) -> None:
         super().__init__()
+        strip_cycles.install()  # drawn lines freed as they go, not by the collector
         self.settings = settings
         self.services = services
         self.settings_changed: Signal[Settings] = Signal(self, "settings-changed")
@@ -199,6 +202,18 @@ class LlmTuiApp(App[int]):
             title="Settings reloaded",
             markup=False,
         )
+
+    def get_driver_class(self) -> type[Driver]:
+        """Textual's own driver, but on a POSIX terminal one whose input thread sleeps
+        until there is input (`tui.driver`): an idle app costs ~0.2 % of a core less."""
+        driver = super().get_driver_class()
+        from textual.drivers.linux_driver import LinuxDriver
+
+        if driver is LinuxDriver:
+            from tui.driver import QuietLinuxDriver
+
+            return QuietLinuxDriver
+        return driver
 
     def on_ready(self) -> None:
         elapsed = (time.perf_counter() - self._started_at) * 1000

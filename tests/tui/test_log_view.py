@@ -4,7 +4,6 @@ width of what it holds is measured in cells."""
 from __future__ import annotations
 
 import pytest
-from rich.style import Style
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.strip import Strip
@@ -31,13 +30,14 @@ async def test_a_full_pane_that_follows_draws_the_lines_that_keep_coming() -> No
         pane.write_lines([f"line {n}" for n in range(50)])  # full, scrolled to its end
         await settle(app)
         drawn: list[str] = []
-        draw = pane._render_line_strip
+        draw = pane._render_line
 
-        def recording(y: int, style: Style) -> Strip:
-            drawn.append(pane.lines[y])
-            return draw(y, style)
+        def recording(y: int, scroll_x: int, width: int) -> Strip:
+            if y < len(pane.lines):
+                drawn.append(pane.lines[y])
+            return draw(y, scroll_x, width)
 
-        pane._render_line_strip = recording  # type: ignore[method-assign]
+        pane._render_line = recording  # type: ignore[method-assign]
         # Its scroll position cannot move (still 50 lines): the lines move up under it.
         pane.write_lines(["newest"])
         await until(lambda: "newest" in drawn, "the newest line is drawn")
@@ -102,3 +102,38 @@ async def test_a_line_is_drawn_the_same_with_or_without_building_a_text() -> Non
             assert list(fast.simplify()) == list(slow.simplify()), line
             assert pane.lines[y] == line  # a blank line is kept, in its place
             assert pane._render_line_strip(y, base).text == line
+
+
+def textual_line(pane: LogView, y: int, scroll_x: int, width: int) -> Strip:
+    """What Textual's `Log` makes of line ``y``: the line, cropped, then its offsets."""
+    style = pane.rich_style
+    line = Strip(pane.line_styles.segments(pane._lines[y], style), len(pane._lines[y]))
+    return line.crop_extend(scroll_x, scroll_x + width, style).apply_offsets(scroll_x, y)
+
+
+async def test_a_line_drawn_in_one_pass_is_the_line_textual_draws() -> None:
+    """The pane draws a line cropped and with its selection offsets in one pass: the same
+    text, styles and offsets (every segment's meta) as Textual's three steps, wherever the
+    pane is scrolled and however wide it is."""
+    app = Pane(max_lines=100)
+    async with app.run_test(size=(60, 10)):
+        pane = app.query_one(LogView)
+        pane.write_lines(
+            [
+                "inference    │ 12:00:01  0.01.249.229 E srv  failed to load the model",
+                "",
+                "api-gateway  │ 12:00:02  INFO:     127.0.0.1:5000 - POST /v1/chat 200",
+                "── inference stopped; its logs continue here when it runs again ──",
+                "x" * 150,
+            ]
+        )
+        await settle(app)
+        for y in range(5):
+            for scroll_x, width in ((0, 60), (0, 20), (7, 30), (16, 5), (90, 60), (200, 10)):
+                mine = pane._drawn_line(y, scroll_x, width, pane.rich_style)
+                theirs = textual_line(pane, y, scroll_x, width)
+                assert mine.cell_length == theirs.cell_length == width
+                shown = [(s.text, s.style, s.style.meta if s.style else None) for s in mine]
+                want = [(s.text, s.style, s.style.meta if s.style else None) for s in theirs]
+                assert [p for p in shown if p[0]] == [p for p in want if p[0]], (y, scroll_x)
+                assert mine.text == theirs.text

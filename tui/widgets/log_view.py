@@ -16,12 +16,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import count
+from pickle import dumps
 
 from rich.cells import cell_len
 from rich.highlighter import Highlighter
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
+from textual.cache import LRUCache
 from textual.geometry import Region, Size
 from textual.message import Message
 from textual.strip import Strip
@@ -38,6 +41,9 @@ ROLE = re.compile(r"^(\S+) +│ ")
 NOT_ONE_CELL = re.compile(
     "[^\n\x20-\x7e\u00a0-\u02ff\u2010-\u2027\u2030-\u205e\u2190-\u21ff\u2500-\u25fc]"
 )
+DRAWN_LINES = 512  # drawn lines kept (a few panes' worth: a flood draws each line once)
+_link_ids = count(1 << 24)  # link ids as rich makes them (a counter, then the hash)
+
 LEVELS = {
     "E": "error",
     "W": "warning",
@@ -120,6 +126,53 @@ class LineStyles(Highlighter):
         return segments
 
 
+def offset_style(style: Style | None, x: int, y: int) -> Style:
+    """``style + Style.from_meta({"offset": (x, y)})``, what `Strip.apply_offsets` gives each
+    segment for text selection, without rich's meta merge (a style with no meta of its own
+    takes the offset's as it is)."""
+    if not style:
+        return Style.from_meta({"offset": (x, y)})
+    if style._meta:
+        return style + Style.from_meta({"offset": (x, y)})
+    made: Style = Style.__new__(Style)
+    made._ansi = None
+    made._style_definition = None
+    made._color = style._color
+    made._bgcolor = style._bgcolor
+    made._attributes = style._attributes
+    made._set_attributes = style._set_attributes
+    made._link = style._link
+    made._meta = meta = dumps({"offset": (x, y)})
+    made._link_id = f"{next(_link_ids)}{hash(meta)}"
+    made._hash = None
+    made._null = False
+    return made
+
+
+def offset_segments(
+    segments: list[Segment], scroll_x: int, width: int, y: int, pad_style: Style
+) -> list[Segment]:
+    """One-cell-per-character ``segments`` cropped to ``width`` cells from ``scroll_x``,
+    padded with ``pad_style`` to the full width, each with its offset (`offset_style`):
+    `Strip.crop_extend` then `Strip.apply_offsets`, in one pass."""
+    end = scroll_x + width
+    shown: list[Segment] = []
+    at = 0  # where the segment starts in the line
+    x = scroll_x  # where the next shown piece starts
+    for text, style, _ in segments:
+        after = at + len(text)
+        if after > scroll_x and at < end and text:
+            piece = text[max(0, scroll_x - at) : end - at]
+            shown.append(Segment(piece, offset_style(style, x, y)))
+            x += len(piece)
+        at = after
+        if at >= end:
+            break
+    if x < end:
+        shown.append(Segment(" " * (end - x), offset_style(pad_style, x, y)))
+    return shown
+
+
 class LogView(Log):
     """A `Log` that colours levels and search matches, and says when it is scrolled up."""
 
@@ -157,6 +210,9 @@ class LogView(Log):
         self.highlighter = self.line_styles
         self.at_end = True
         self._frame_style: Style | None = None
+        self._drawn: LRUCache[int, Strip] = LRUCache(DRAWN_LINES)
+        self._drawn_for: tuple[int, int, Style] | None = None  # scroll x, width, style
+        self._pruned = 0  # lines dropped from the top since the pane began
 
     def on_mount(self) -> None:
         self._load_styles()
@@ -172,6 +228,7 @@ class LogView(Log):
             for name in self.COMPONENT_CLASSES
         }
         self._render_line_cache.clear()
+        self._drawn.clear()
 
     def write_lines(self, lines: Iterable[str], scroll_end: bool | None = None) -> LogView:
         """`Log.write_lines`, at a flood's pace.
@@ -200,7 +257,7 @@ class LogView(Log):
         else:
             widest = max(cell_len(self._process_line(line)) for line in new_lines)
         self._width = max(self._width, widest)
-        self.virtual_size = Size(self._width, len(self._lines))
+        self._grow(Size(self._width, len(self._lines)))
         # No drawn line is kept for the new lines' places (pruning moved the kept ones up with
         # their lines), so nothing to forget line by line; what shows is drawn again, since a
         # full pane that follows does not scroll: its lines move up under it.
@@ -208,6 +265,25 @@ class LogView(Log):
         if auto_scroll and not self.is_vertical_scrollbar_grabbed and at_end:
             self.scroll_end(animate=False, immediate=True, x_axis=False)
         return self
+
+    def _grow(self, size: Size) -> None:
+        """The new virtual size, laid out only when that can change the layout: setting
+        `virtual_size` lays out the whole screen (15-25 ms on the Logs screen), for every
+        write until the buffer is full. A pane already taller than it shows, as wide as
+        before and not sized by its content, keeps its scroll bars and its size: the bars
+        only learn the new height."""
+        old = self.virtual_size
+        if size == old:
+            return  # a full pane taking more lines: the bars stay as they are, not redrawn
+        if (
+            size.width == old.width
+            and size.height >= old.height > self.size.height > 0
+            and not self.styles.is_auto_height
+        ):
+            self.set_reactive(Log.virtual_size, size)
+            self._scroll_update(size)
+        else:
+            self.virtual_size = size
 
     def render_lines(self, crop: Region) -> list[Strip]:
         # `Log` works out the widget's style (a walk up the DOM) for every line it draws;
@@ -222,23 +298,61 @@ class LogView(Log):
         rich_style = self._frame_style or self.rich_style
         if y >= len(self._lines):
             return Strip.blank(width, rich_style)
+        if self.text_selection is None and self.line_styles.search is None:
+            return self._drawn_line(y, scroll_x, width, rich_style)
         line = self._render_line_strip(y, rich_style)
         line = line.crop_extend(scroll_x, scroll_x + width, rich_style)
         return line.apply_offsets(scroll_x, y)
 
+    def _drawn_line(self, y: int, scroll_x: int, width: int, rich_style: Style) -> Strip:
+        """A line as it shows, cropped to the pane and with its offsets (for selecting
+        text), made in one pass: what `Log` makes through three strips (the line, cropped,
+        then with offsets), each with its seven caches, which in a flood was most of a
+        frame's time and of the young objects the collector scans. Kept by the line's
+        number since the pane began, so lines moving up as old ones go stay drawn."""
+        key = (scroll_x, width, rich_style)
+        if key != self._drawn_for:
+            self._drawn.clear()
+            self._drawn_for = key
+        number = y + self._pruned
+        strip = self._drawn.get(number)
+        if strip is None:
+            plain = self._process_line(self._lines[y])
+            if NOT_ONE_CELL.search(plain) is None:
+                segments = self.line_styles.segments(plain, rich_style)
+                strip = Strip(offset_segments(segments, scroll_x, width, y, rich_style), width)
+            else:  # wide or zero-width characters: Textual crops by cells
+                line = Strip(self.line_styles.segments(plain, rich_style), cell_len(plain))
+                line = line.crop_extend(scroll_x, scroll_x + width, rich_style)
+                strip = line.apply_offsets(scroll_x, y)
+            self._drawn[number] = strip
+        return strip
+
+    def _prune_max_lines(self) -> None:
+        before = len(self._lines)
+        super()._prune_max_lines()
+        self._pruned += before - len(self._lines)
+
+    def clear(self) -> LogView:
+        super().clear()
+        self._drawn.clear()
+        return self
+
+    def refresh_lines(self, y_start: int, line_count: int = 1) -> None:
+        for y in range(y_start, y_start + line_count):
+            self._drawn.discard(y + self._pruned)
+        super().refresh_lines(y_start, line_count)
+
     def _render_line_strip(self, y: int, rich_style: Style) -> Strip:
-        # Textual 8.2's `Log` keeps a drawn line only while text is selected; kept here
-        # whenever nothing is (the cache is cleared when the search or the styles change).
+        # With a search on (and no selection), a drawn line is kept (Textual 8.2's `Log`
+        # keeps one only while text is selected); the cache is cleared when the search or
+        # the styles change.
         if self.text_selection is None:
             cached = self._render_line_cache.get(y)
             if cached is not None:
                 return cached
-        if self.text_selection is None and self.line_styles.search is None:
-            line = self._process_line(self._lines[y])
-            strip = Strip(self.line_styles.segments(line, rich_style), cell_len(line))
-        else:
-            self.line_styles.line_index = y
-            strip = super()._render_line_strip(y, rich_style)
+        self.line_styles.line_index = y
+        strip = super()._render_line_strip(y, rich_style)
         if self.text_selection is None:
             self._render_line_cache[y] = strip
         return strip
@@ -247,6 +361,7 @@ class LogView(Log):
         self.line_styles.search = pattern
         self.line_styles.current = current
         self._render_line_cache.clear()
+        self._drawn.clear()
         self.refresh()
 
     def watch_scroll_y(self, old: float, new: float) -> None:
