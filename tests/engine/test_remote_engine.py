@@ -159,24 +159,25 @@ def assert_status_read_directly_over_ssh(stack: RemoteStack) -> None:
         "print(json.dumps({'sdk': [m for m in ('docker', 'paramiko') if m in sys.modules],"
         " 'rows': [row.as_dict() for row in rows]}))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script, str(stack.env_file)],
-        capture_output=True,
-        text=True,
-        env=stack.engine_environment(),
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    answer = json.loads(done.stdout)
-    assert answer["sdk"] == ([] if stack.via in ("ssh", "box") else ["docker"]), answer["sdk"]
     with stack.client_env():
         engine = Engine(stack.settings(), client=connect())
         try:
-            expected = engine.status()
+            before = engine.status()
+            done = subprocess.run(
+                [sys.executable, "-c", script, str(stack.env_file)],
+                capture_output=True,
+                text=True,
+                env=stack.engine_environment(),
+                timeout=120,
+            )
+            after = engine.status()
         finally:
             engine.close()
-    assert len(expected) == 2
-    assert_same_rows(expected, answer["rows"])
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["sdk"] == ([] if stack.via in ("ssh", "box") else ["docker"]), answer["sdk"]
+    assert len(before) == 2
+    assert_same_rows(answer["rows"], before, after)
 
 
 def test_doctor_checks_each_step_of_reaching_the_host(stack: RemoteStack) -> None:

@@ -362,7 +362,7 @@ def test_killed_inference_shows_exit_code_in_status(home: Home) -> None:
     assert rows["api-gateway"].state == "running"
     # An engine without an SDK client (a command line) reads the same straight from the
     # socket, and without importing docker at all.
-    assert_same_status_without_the_sdk(home, engine.status())
+    assert_same_status_without_the_sdk(home, engine)
     # `up` brings it back without touching the gateway.
     gateway_id = home.client.containers.get(f"{home.stack}-api-gateway").id
     engine.up(timeout=60)
@@ -370,7 +370,7 @@ def test_killed_inference_shows_exit_code_in_status(home: Home) -> None:
     assert {row.role: row.state for row in engine.status()}["inference"] == "running"
 
 
-def assert_same_status_without_the_sdk(home: Home, expected: list[Any]) -> None:
+def assert_same_status_without_the_sdk(home: Home, engine: Any) -> None:
     import subprocess
     import sys
 
@@ -382,13 +382,15 @@ def assert_same_status_without_the_sdk(home: Home, expected: list[Any]) -> None:
         "print(json.dumps({'docker': 'docker' in sys.modules,"
         " 'rows': [row.as_dict() for row in rows]}))\n"
     )
+    before = engine.status()
     done = subprocess.run(
         [sys.executable, "-c", script, str(home.env)], capture_output=True, text=True
     )
+    after = engine.status()
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout)
     assert answer["docker"] is False
-    assert_same_rows(expected, answer["rows"])
+    assert_same_rows(answer["rows"], before, after)
 
 
 def test_cancel_ends_a_long_model_load_at_once(home: Home) -> None:
