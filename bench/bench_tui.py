@@ -316,11 +316,11 @@ def bench_idle(home: Path) -> list[Result]:
             note=f"{IDLE_WINDOWS} windows of {IDLE_WINDOW_S:.0f} s after {IDLE_WARMUP_S:.0f} s; "
             f"GPU panel on {gpu}"
             + ("" if sampled else " (it showed no GPU)")
-            + ". What dominates (per thread from /proc, a profile of the app thread): "
-            "repaints when a chart's picture changes (every few seconds while the five-minute "
-            "history fills; Textual renders every widget whose clip overlaps the change), the "
-            "GPU panel's update each second, and the sampler's one thread reading NVML and "
-            "llama-server's /metrics; 0.13 % is what the bare app costs too",
+            + ". Per thread from /proc over 60 s: the app's loop ~0.33 % (the GPU panel's "
+            "update each second, a chart repaint each 5 s step while the history fills, the "
+            "loop's own wake-ups), the GPU sampler ~0.13 %, Textual's input thread 0 (it "
+            "woke ten times a second, ~0.2 %, before tui.driver); the bare app's input "
+            "thread is most of its 0.13 %",
         ),
         result(
             "idle RSS, stack up, dashboard visible",
@@ -529,11 +529,12 @@ def bench_flood(home: Path, runs: int = 3, seconds: float = 10.0) -> list[Result
             reference_name="a bare Textual app's loop, same flood",
             target="<= 50",
             note=f"{runs} runs of {seconds:.0f} s each side, alternating; p50 {p50s} ms; "
-            f"{sum(m['ticks'] for m in ours):.0f} GPU ticks meanwhile. What dominates: "
-            "repainting a pane of new lines (Textual's styles cache and compositor), whose "
-            "wall time is several times its CPU time while the two flooding shells keep both "
-            "cores busy; the bare app's loop, with nothing to do, shows what the flood alone "
-            "costs a loop on this machine",
+            f"{sum(m['ticks'] for m in ours):.0f} GPU ticks meanwhile. What dominates: a take "
+            "of the streams' lines (merged by stamp and written, ~2,000 at a time) and a "
+            "frame of new lines, each ~10 ms of CPU, which the two flooding shells, the "
+            "engine and the two reading threads (the interpreter's lock) stretch four- to "
+            "fivefold on two cores; the bare app's loop, with nothing to do, shows what the "
+            "flood alone costs a loop here",
         ),
         result(
             "CPU time the loop held between two probe wake-ups, p99 (same runs)",
@@ -541,9 +542,10 @@ def bench_flood(home: Path, runs: int = 3, seconds: float = 10.0) -> list[Result
             "ms",
             reference=[m["busy_p99"] for m in bare],
             reference_name="the bare Textual app's loop, same flood",
-            note="the lag row's cause without the machine's share: our work (a pane of new "
-            "lines drawn, Textual's per-line pipeline: strip, crop, offsets, styles cache, "
-            "colour filter) as CPU time; the lag is this stretched by the cores the flood takes",
+            note="the lag row's cause without the machine's share, as CPU time: a take, or a "
+            "frame of new lines (drawn in one pass, tui.widgets.log_view; 24-32 ms before, "
+            "when each line went through three strips and every drawn strip was left to the "
+            "cyclic collector, tui.strip_cycles)",
         ),
         result(
             "log lines taken in per second (two flooding containers)",

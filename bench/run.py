@@ -146,13 +146,16 @@ def chart(rows: list[dict[str, Any]]) -> bool:
     return True
 
 
-def write(rows: list[dict[str, Any]], legacy: list[tuple[str, str, int]], drew: bool) -> None:
+def write(
+    rows: list[dict[str, Any]], legacy: list[tuple[str, str, int]], drew: bool, earlier: str = ""
+) -> None:
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     missed = [r for r in rows if r.get("ok") is False]
     lines = [
         "# Benchmark results",
         "",
         f"Machine: {machine()}. Date: {now}. Commit: {commit()}.",
+        *([earlier] if earlier else []),
         "",
         "Each figure is the median of its runs (min-max in brackets); ours and the reference",
         "are measured in the same run, alternating run by run. Written by `bench/run`.",
@@ -183,6 +186,20 @@ def write(rows: list[dict[str, Any]], legacy: list[tuple[str, str, int]], drew: 
     RESULTS.write_text("\n".join(lines))
 
 
+def earlier_run(names: list[str]) -> str:
+    """The page's line for rows kept from an earlier run: which scripts, and the machine
+    and date that run named (carried over when the page is written again)."""
+    if not RESULTS.exists():
+        return ""
+    text = RESULTS.read_text()
+    for line in text.splitlines():
+        if line.startswith("Rows of ") and not names:
+            return line  # --rewrite: as it was
+        if line.startswith("Machine: ") and names:
+            return f"Rows of {', '.join(names)}: kept from an earlier run ({line.rstrip('.')})."
+    return ""
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gpu", action="store_true", help="also run the GPU benchmarks")
@@ -198,7 +215,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.rewrite:  # from the rows of the last run, e.g. after changing the page's layout
         rows = json.loads(ROWS.read_text())
-        write(rows, [], chart(rows))
+        write(rows, [], chart(rows), earlier_run([]))
         return 0
     scripts = sorted(BENCH.glob("bench_*.py"))
     if not args.gpu:
@@ -216,13 +233,18 @@ def main() -> int:
             else:
                 legacy.append((script.name, output, code))
             failures += code != 0
+    earlier = ""
     if args.only and ROWS.exists():
-        # Only some scripts ran: the others keep their rows from the last run.
+        # Only some scripts ran: the others keep their rows from the last run, and the page
+        # says where and when those were measured.
         ran = {script.name for script in scripts}
         kept = [r for r in json.loads(ROWS.read_text()) if r.get("script") not in ran]
         rows = sorted(kept + rows, key=lambda r: str(r.get("script")))
+        names = sorted({str(r.get("script")) for r in kept})
+        if names:
+            earlier = earlier_run(names)
     ROWS.write_text(json.dumps(rows, indent=1) + "\n")
-    write(rows, legacy, chart(rows))
+    write(rows, legacy, chart(rows), earlier)
     print(f"\nwrote {RESULTS.relative_to(ROOT)}; {failures} script(s) missed a target or failed")
     return 1 if failures else 0
 

@@ -177,6 +177,9 @@ def stream_logs_fast(
         # Shut the socket down first: closing the buffered reader waits for its lock, which
         # a thread blocked in read1() on a quiet container holds until the next line.
         raw = getattr(sock, "_sock", sock)
+        if raw is None:  # the response closed its socket already (the stream ended)
+            response.close()
+            return
         with contextlib.suppress(OSError):
             raw.shutdown(socket.SHUT_RDWR)
         if hasattr(raw, "recv_ready"):  # a paramiko channel: only close() wakes its recv()
