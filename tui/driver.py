@@ -47,17 +47,14 @@ class QuietLinuxDriver(LinuxDriver):
         os.set_blocking(self._wake_w, False)  # a full pipe is awake already
         self.exit_event = WakingEvent(self._wake_w)
 
-    def run_input_thread(self) -> None:
-        self._read_input(self._wake_r)
-
     def close(self) -> None:
         super().close()
         for fd in (self._wake_r, self._wake_w):
             with contextlib.suppress(OSError):
                 os.close(fd)
 
-    def _read_input(self, wake_r: int) -> None:
-        fileno = self.fileno
+    def run_input_thread(self) -> None:
+        fileno, wake_r = self.fileno, self._wake_r
         selector = selectors.SelectSelector()
         selector.register(fileno, selectors.EVENT_READ)
         selector.register(wake_r, selectors.EVENT_READ)
@@ -69,13 +66,13 @@ class QuietLinuxDriver(LinuxDriver):
             deadline = parser._timeout_time
             return None if deadline is None else max(0.0, deadline - get_time())
 
-        def process(ready: list[tuple[selectors.SelectorKey, int]], final: bool) -> None:
+        def process(ready: list[tuple[selectors.SelectorKey, int]]) -> None:
             for key, mask in ready:
                 if key.fd == wake_r:
                     with contextlib.suppress(BlockingIOError):
                         os.read(wake_r, 64)
                 elif mask & selectors.EVENT_READ:
-                    data = decode(os.read(fileno, 1024 * 4), final=final)
+                    data = decode(os.read(fileno, 1024 * 4))
                     if not data:
                         break  # stdin piped and at its end
                     for event in parser.feed(data):
@@ -85,7 +82,7 @@ class QuietLinuxDriver(LinuxDriver):
 
         try:
             while not self.exit_event.is_set():
-                process(selector.select(timeout()), final=False)
+                process(selector.select(timeout()))
             selector.unregister(fileno)
             selector.unregister(wake_r)
         finally:

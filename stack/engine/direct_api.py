@@ -22,6 +22,7 @@ errors say what is wrong and how to fix it. Nothing here writes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -290,11 +291,9 @@ class SshApi(DirectApi):
 
     def _end(self, process: subprocess.Popen[bytes]) -> None:
         for stream in (process.stdin, process.stdout):
-            try:
-                if stream is not None:
+            if stream is not None:
+                with contextlib.suppress(OSError):
                     stream.close()
-            except OSError:
-                pass
         try:
             process.wait(timeout=2)
         except subprocess.TimeoutExpired:
