@@ -6,7 +6,8 @@
 The "other machine" is tests/support/remote_host.py (its own network and mount
 namespaces, reached over SSH with docker[ssh], as a laptop reaches a GPU box; needs root).
 Measures, alternating local and remote so that this noisy machine's drift cancels out:
-- `llm-tui status --json` as a process, over SSH vs the local socket (target ≤ 2.0x);
+- `llm-tui status --json` as a process, over SSH vs the local socket (target ≤ 2.0x), with
+  the login the last command kept and with a new one;
 - following a flooding container's logs over SSH (target ≥ 40,000 lines/s), beside the
   same over the local socket;
 - a download into the remote host's models (the helper container runs the downloader
@@ -87,22 +88,42 @@ def bench_status(local: Any, host: RemoteHost, home: Path, rounds: int) -> dict[
     command = [sys.executable, "-m", "cli.main", "--env-file", str(home / ".env"), "status"]
     local_env = {**os.environ}
     remote_env = host.ssh_env()
-    times: dict[str, list[float]] = {"local": [], "ssh": []}
+    kept = kept_login(remote_env)
+    times: dict[str, list[float]] = {"local": [], "ssh": [], "ssh_first": []}
     try:
         for round_no in range(rounds + 1):
-            order = [("local", local_env), ("ssh", remote_env)]
-            if round_no % 2:
-                order.reverse()
+            order = [("local", local_env), ("ssh_first", remote_env), ("ssh", remote_env)]
+            order = order[round_no % 3 :] + order[: round_no % 3]
             for label, env in order:
+                if label == "ssh_first":  # the login the last command kept, closed
+                    subprocess.run(["ssh", "-S", kept, "-O", "exit", "host"], capture_output=True)
                 start = time.perf_counter()
                 subprocess.run([*command, "--json"], env=env, capture_output=True, check=True)
                 if round_no:  # the first round warms the page cache
                     times[label].append(time.perf_counter() - start)
     finally:
+        subprocess.run(["ssh", "-S", kept, "-O", "exit", "host"], capture_output=True)
         for container in made:
             container.remove(force=True)
     local_s, ssh_s = statistics.median(times["local"]), statistics.median(times["ssh"])
-    return {"status_local_s": local_s, "status_ssh_s": ssh_s, "status_ratio": ssh_s / local_s}
+    first_s = statistics.median(times["ssh_first"])
+    return {
+        "status_local_s": local_s,
+        "status_ssh_s": ssh_s,
+        "status_ratio": ssh_s / local_s,
+        "status_ssh_first_s": first_s,
+        "status_first_ratio": first_s / local_s,
+    }
+
+
+def kept_login(env: dict[str, str]) -> str:
+    """The socket the ssh client keeps `status`'s login open on (stack.engine.direct_api)."""
+    from stack.engine.direct_api import ssh_command
+    from stack.engine.endpoint import resolve_endpoint
+
+    command = ssh_command(resolve_endpoint(env), env)
+    assert command is not None
+    return next(p.partition("=")[2] for p in command if p.startswith("ControlPath="))
 
 
 # --- logs ------------------------------------------------------------------------------------
@@ -252,6 +273,9 @@ def main() -> int:
         shutil.rmtree(scratch, ignore_errors=True)
     checks = {
         f"status over SSH / local ≤ {STATUS_TARGET}": results["status_ratio"] <= STATUS_TARGET,
+        f"status over SSH, a new login / local ≤ {STATUS_TARGET}": (
+            results["status_first_ratio"] <= STATUS_TARGET
+        ),
         f"log following over SSH ≥ {LOG_TARGET:,} lines/s": (
             results["log_ssh_lines_per_s"] >= LOG_TARGET
         ),
@@ -272,7 +296,7 @@ def rows(results: dict[str, float], args: argparse.Namespace) -> list[Result]:
     """The table's rows for bench/run (medians of the rounds above)."""
     return [
         Result(
-            "llm-tui status --json over SSH",
+            "llm-tui status --json over SSH, the login kept from the last command",
             results["status_ssh_s"],
             "s",
             runs=args.rounds,
@@ -280,11 +304,22 @@ def rows(results: dict[str, float], args: argparse.Namespace) -> list[Result]:
             reference_name="the same against the local socket",
             target=f"<= {STATUS_TARGET}x",
             ok=results["status_ratio"] <= STATUS_TARGET,
-            note="over SSH `status` reads through the system ssh client (docker system "
-            "dial-stdio, stack.engine.direct_api), its login started while the settings load; "
-            "what is left is that login (~0.15-0.2 s: the key exchange and the host starting "
-            "the docker CLI) past the process's own ~0.13 s. 3.5-4.0x while it went through "
-            "the Docker SDK and paramiko",
+        ),
+        Result(
+            "llm-tui status --json over SSH, a new login",
+            results["status_ssh_first_s"],
+            "s",
+            runs=args.rounds,
+            reference=results["status_local_s"],
+            reference_name="the same against the local socket",
+            target=f"<= {STATUS_TARGET}x",
+            ok=results["status_first_ratio"] <= STATUS_TARGET,
+            note="`status` reads through the system ssh client (docker system dial-stdio, "
+            "stack.engine.direct_api), its login begun before the parser and the settings "
+            "load (~50 ms into the process, ~110 ms before) and kept a minute for the next "
+            "command. What is left is the login, ~0.17 s here, ~80 ms of it two 40 ms "
+            "delayed-ACK stalls (Nagle on both ends before the session; measured with "
+            "quickack on the routes: 91 ms); OpenSSH offers no option for them",
         ),
         Result(
             "log following over SSH",

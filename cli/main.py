@@ -142,8 +142,12 @@ def tui_arguments(argv: Sequence[str]) -> argparse.Namespace | None:
 def main(argv: Sequence[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else list(argv)
     args = tui_arguments(words)
+    login = None
+    if args is None and command_word(words) == "status":
+        login = operate.early_login(words)
     if args is None:
         args = build_parser(words).parse_args(words)
+        args.login = login
     cli_remote.use_context(args)
     try:
         handler = getattr(args, "handler", None) or _HANDLERS[args.command or "tui"]

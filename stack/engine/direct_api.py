@@ -10,9 +10,11 @@ the command's time, against ~1 ms for the calls themselves.
 - On an ``ssh://`` engine they go through the system ``ssh`` client running
   ``docker system dial-stdio`` on the host, as the docker CLI itself does: one connection,
   HTTP/1.1 requests one after another on it, the login started early (`start`) so that
-  it overlaps the caller's own work. ``BatchMode`` (never a prompt) and
-  ``StrictHostKeyChecking=yes`` (an unknown host key is refused, as the SDK path refuses
-  it); ``~/.ssh`` is the one ``$HOME`` names, as for paramiko on the SDK path.
+  it overlaps the caller's own work, and kept open a minute after the last reader
+  (``ControlMaster``/``ControlPersist``, `control_path`), so the next command skips it.
+  ``BatchMode`` (never a prompt) and ``StrictHostKeyChecking=yes`` (an unknown host key
+  is refused, as the SDK path refuses it); ``~/.ssh`` is the one ``$HOME`` names, as for
+  paramiko on the SDK path.
 
 Unversioned paths (the engine's own API version; the fields read here have not moved in
 years). Anything unexpected — no socket, no ssh client, a login refused, an error status, a
@@ -23,12 +25,15 @@ errors say what is wrong and how to fix it. Nothing here writes.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
 import socket
+import stat
 import subprocess
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -40,6 +45,10 @@ if TYPE_CHECKING:
 
 TIMEOUT_S = 10.0
 SSH_CONNECT_TIMEOUT_S = 5
+# How long the ssh client keeps a login open after its last reader ends, so that the
+# next `status` (a watch loop, the next command) skips the ~0.17 s login: Docker's own
+# advice for SSH engines (ControlMaster auto, ControlPersist), kept short.
+SSH_KEEP_S = 60
 MAX_BODY = 64 << 20  # an answer larger than this is not one of ours
 
 
@@ -220,11 +229,42 @@ def ssh_command(endpoint: Endpoint, environ: dict[str, str] | None = None) -> li
         for key in ("id_rsa", "id_ecdsa", "id_ed25519"):
             if os.path.exists(os.path.join(folder, key)):
                 command += ["-o", f"IdentityFile={os.path.join(folder, key)}"]
+    kept = control_path(endpoint, home or account, env)
+    if kept is not None:
+        command += ["-o", "ControlMaster=auto", "-o", f"ControlPath={kept}"]
+        command += ["-o", f"ControlPersist={SSH_KEEP_S}"]
     if endpoint.port:
         command += ["-p", str(endpoint.port)]
     if endpoint.username:
         command += ["-l", endpoint.username]
     return [*command, "--", endpoint.hostname, "docker", "system", "dial-stdio"]
+
+
+def control_path(endpoint: Endpoint, home: str, env: Mapping[str, str]) -> str | None:
+    """Where the ssh client keeps this login open between commands: one socket per HOME,
+    user, host and port (so a HOME with other keys or known hosts never borrows another's
+    login), in a folder only this user can enter. None where that cannot be had (Windows'
+    OpenSSH has no multiplexing; a folder someone else owns or can write)."""
+    if os.name != "posix":
+        return None
+    runtime = env.get("XDG_RUNTIME_DIR", "")
+    base = runtime if runtime and os.path.isdir(runtime) else env.get("TMPDIR") or "/tmp"
+    folder = os.path.join(base, f"llm-tui-{os.getuid()}")
+    try:
+        os.mkdir(folder, 0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        return None
+    try:
+        info = os.lstat(folder)
+    except OSError:
+        return None
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        return None
+    who = "\0".join((home, endpoint.username or "", endpoint.hostname or "", str(endpoint.port)))
+    path = os.path.join(folder, "ssh-" + hashlib.sha256(who.encode()).hexdigest()[:20])
+    return path if len(path.encode()) < 100 else None  # a unix socket's path is short
 
 
 class SshApi(DirectApi):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,6 +65,43 @@ def test_host_unreachable(stack: RemoteStack, remote_host: RemoteHost) -> None:
         reach = next(c for c in doctor if c["name"] == "reach")
         assert reach["status"] == "fail" and reach["fix"]
     finally:
+        remote_host.start_sshd()
+    assert stack.cli("status").returncode == 0
+
+
+def kept_login(env: dict[str, str]) -> str:
+    """The control socket the ssh client keeps a login open on, for this HOME and host."""
+    from stack.engine.direct_api import ssh_command
+    from stack.engine.endpoint import resolve_endpoint
+
+    command = ssh_command(resolve_endpoint(env), env)
+    assert command is not None
+    return next(p.partition("=")[2] for p in command if p.startswith("ControlPath="))
+
+
+def test_a_second_status_reuses_the_first_login(
+    stack: RemoteStack, remote_host: RemoteHost
+) -> None:
+    """The login stays open a minute after `status` ends, and the next `status` goes
+    through it: it still answers with the host's SSH listener gone, which no new login
+    could. Another HOME (other keys, other known hosts) never borrows it."""
+    first = stack.cli("status", "--json")
+    socket_path = kept_login(stack.engine_environment())
+    check = subprocess.run(["ssh", "-S", socket_path, "-O", "check", "host"], capture_output=True)
+    assert check.returncode == 0, check.stderr
+    assert remote_host.sshd is not None
+    listener = remote_host.sshd
+    listener.kill()  # the listener only: open connections are their own processes
+    listener.wait(timeout=10)
+    try:
+        second = stack.cli("status", "--json", check=False)
+        assert second.returncode == 0, second.stderr
+        assert json.loads(second.stdout) == json.loads(first.stdout)
+        stranger = stack.cli("status", check=False, HOME=str(remote_host.home_without_host_key))
+        assert stranger.returncode == 1  # its own login, refused: nothing listens
+    finally:
+        subprocess.run(["ssh", "-S", socket_path, "-O", "exit", "host"], capture_output=True)
+        remote_host.sshd = None
         remote_host.start_sshd()
     assert stack.cli("status").returncode == 0
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import os
 import pwd
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -109,3 +111,46 @@ def test_a_host_that_never_answers_is_cut_off() -> None:
     finally:
         api.close()
     assert api._process is None
+
+
+def kept_at(command: list[str]) -> str | None:
+    options = [command[i + 1] for i, part in enumerate(command) if part == "-o"]
+    if "ControlMaster=auto" not in options:
+        return None
+    assert any(o.startswith("ControlPersist=") for o in options)
+    return next(o.partition("=")[2] for o in options if o.startswith("ControlPath="))
+
+
+def test_the_login_is_kept_per_home_user_host_and_port(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The next command reuses the login (Docker's advice for SSH engines), but never one
+    made with another HOME's keys and known hosts, or for another user, host or port."""
+    runtime = Path(tempfile.mkdtemp(prefix="rt-", dir="/tmp"))  # short, as /run/user/N is
+    request.addfinalizer(lambda short=runtime: shutil.rmtree(short, ignore_errors=True))
+
+    def kept(url: str, home: str) -> str | None:
+        command = ssh_command(ssh_endpoint(url), {"HOME": home, "XDG_RUNTIME_DIR": str(runtime)})
+        assert command is not None
+        return kept_at(command)
+
+    path = kept("ssh://me@gpu-box:2222", str(tmp_path / "a"))
+    assert path is not None and path.startswith(f"{runtime}/llm-tui-{os.getuid()}/")
+    assert len(path.encode()) < 100  # a unix socket's path
+    folder = Path(path).parent
+    assert folder.stat().st_mode & 0o777 == 0o700
+    assert kept("ssh://me@gpu-box:2222", str(tmp_path / "a")) == path
+    others = {
+        kept("ssh://me@gpu-box:2222", str(tmp_path / "b")),
+        kept("ssh://you@gpu-box:2222", str(tmp_path / "a")),
+        kept("ssh://me@gpu-box2:2222", str(tmp_path / "a")),
+        kept("ssh://me@gpu-box:22", str(tmp_path / "a")),
+    }
+    assert path not in others and len(others) == 4
+
+    folder.chmod(0o777)  # a folder others can write: no kept login at all
+    assert kept("ssh://me@gpu-box:2222", str(tmp_path / "a")) is None
+    folder.chmod(0o700)
+    runtime = tmp_path / ("deep" * 20)  # a socket path too long to bind: none either
+    runtime.mkdir()
+    assert kept("ssh://me@gpu-box:2222", str(tmp_path / "a")) is None
