@@ -3,9 +3,12 @@ width of what it holds is measured in cells."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from rich.text import Text
 from textual.app import App, ComposeResult
+from textual.geometry import Region
 from textual.strip import Strip
 
 from tests.tui.helpers import settle, until
@@ -43,6 +46,50 @@ async def test_a_full_pane_that_follows_draws_the_lines_that_keep_coming() -> No
         await until(lambda: "newest" in drawn, "the newest line is drawn")
         assert pane.lines[-1] == "newest" and len(pane.lines) == 50
         assert pane.is_vertical_scroll_end
+
+
+class AutoBarsPane(Pane):
+    CSS = "LogView { overflow: auto; }"
+
+
+@pytest.mark.parametrize("kind", [Pane, AutoBarsPane])
+async def test_a_wider_line_lays_the_screen_out_only_when_a_scroll_bar_comes(
+    kind: type[Pane],
+) -> None:
+    """Laying the screen out is most of a frame: a pane taller than it shows lays out again
+    only when a wider line brings the horizontal scroll bar (never, where the bars always
+    show, as `Log`'s do); otherwise the bars learn the new size in place."""
+    app = kind(max_lines=500)
+    async with app.run_test(size=(60, 10)):
+        pane = app.query_one(LogView)
+        pane.write_lines(["x" * 20] * 50)
+        await settle(app)
+        screen = app.screen
+        layouts = 0
+        lay_out = screen._refresh_layout
+
+        def counting(*args: object, **kwargs: object) -> None:
+            nonlocal layouts
+            layouts += 1
+            lay_out(*args, **kwargs)  # type: ignore[arg-type]
+
+        screen._refresh_layout = counting  # type: ignore[method-assign]
+        pane.write_lines(["y" * 40])
+        await settle(app)
+        assert pane.virtual_size == (40, 51) and layouts == 0
+        assert pane.show_horizontal_scrollbar is (kind is Pane)
+        assert pane.vertical_scrollbar.window_virtual_size == 51
+        pane.write_lines(["z" * 100])
+        await settle(app)
+        assert pane.show_horizontal_scrollbar
+        assert layouts == 0 if kind is Pane else layouts >= 1
+        assert pane.horizontal_scrollbar.window_virtual_size == 100
+        before = layouts
+        pane.write_lines(["w" * 130])
+        await settle(app)
+        assert pane.horizontal_scrollbar.window_virtual_size == 130 and layouts == before
+        assert pane.virtual_size == (130, 53)
+        assert pane.is_vertical_scroll_end or kind is not Pane  # follows past the longer lines
 
 
 async def test_a_write_larger_than_the_pane_keeps_its_newest_lines() -> None:
@@ -137,3 +184,58 @@ async def test_a_line_drawn_in_one_pass_is_the_line_textual_draws() -> None:
                 want = [(s.text, s.style, s.style.meta if s.style else None) for s in theirs]
                 assert [p for p in shown if p[0]] == [p for p in want if p[0]], (y, scroll_x)
                 assert mine.text == theirs.text
+
+
+class AnsiPane(Pane):
+    """A theme of ANSI colours: Textual's truecolor filter has work to do."""
+
+    CSS = "LogView > .log-view--error { color: ansi_red; } LogView { color: ansi_default; }"
+
+
+class BoxedPane(Pane):
+    CSS = "LogView { border: round $accent; padding: 0 1; }"
+
+
+def as_drawn(strips: list[Strip]) -> list[list[tuple[str, object]]]:
+    return [[(s.text, s.style) for s in strip if s.text] for strip in strips]
+
+
+@pytest.mark.parametrize("kind", [Pane, AnsiPane, BoxedPane])
+async def test_the_pane_draws_what_textuals_styles_cache_draws(kind: type[Pane]) -> None:
+    """A plain pane's lines skip Textual's styles cache: the same text and styles (offsets
+    too) as `Widget.render_lines` makes, followed or scrolled, cropped, with a search on, with
+    ANSI colours the app's filter turns to true colour; a boxed pane goes through the cache."""
+    from textual.widget import Widget
+
+    app = kind(max_lines=500)
+    async with app.run_test(size=(60, 12)):
+        pane = app.query_one(LogView)
+        lines = [
+            "inference    │ 12:00:01  0.01.249.229 E srv  failed to load the model",
+            "api-gateway  │ 12:00:02  INFO:     127.0.0.1:5000 - POST /v1/chat 200",
+            "── inference stopped; its logs continue here when it runs again ──",
+            "wide " + "x" * 150,
+        ]
+        pane.write_lines(lines * 20)
+        await settle(app)
+        assert pane._plain_box() is (kind is not BoxedPane)
+        height = pane.region.height
+
+        def compare() -> None:
+            for crop in (Region(0, 0, pane.region.width, height), Region(3, 2, 20, 4)):
+                pane._drawn.clear()
+                pane._render_line_cache.clear()
+                mine = pane.render_lines(crop)
+                pane._drawn.clear()
+                pane._render_line_cache.clear()
+                pane._styles_cache.clear()
+                theirs = Widget.render_lines(pane, crop)
+                assert as_drawn(mine) == as_drawn(theirs), crop
+                assert [s.cell_length for s in mine] == [s.cell_length for s in theirs]
+
+        compare()  # following, at the end
+        pane.scroll_to(x=40, y=5, animate=False, immediate=True)
+        await until(lambda: pane.scroll_offset == (40, 5), "scrolled")
+        compare()
+        pane.set_search(re.compile("model|POST"), current=5 + 1)
+        compare()

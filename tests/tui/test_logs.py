@@ -3,6 +3,7 @@ search, filter, pause, save, follow and the all-services view."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from stack.engine.logs import LogLine
 from tests.tui.fakes import FakeEngine, FakeLogs, running_stack
 from tests.tui.helpers import SIZE, go_to, notes, settle, text, until
 from tui.__main__ import LlmTuiApp
-from tui.screens.logs import MAX_LINES, LogsScreen
+from tui.screens.logs import MAX_LINES, TAKE_TURN, LogsScreen
 from tui.screens.logs_lines import BACKLOG, clock
 from tui.widgets.service_card import ServiceCard
 
@@ -413,3 +414,43 @@ async def test_slash_and_ampersand_are_text_while_typing_a_search(
         assert app.screen.focused is field
         assert field.value == "/v1&x/"
         assert not app.screen.query_one("#logs-filter", Input).display
+
+
+async def test_a_large_take_is_written_in_pieces_the_loop_turning_between(
+    app: LlmTuiApp, running_engine: FakeEngine, logs: FakeLogs
+) -> None:
+    """A flood's take (thousands of lines) goes into the pane TAKE_TURN lines at a time with
+    the loop free between two pieces (keys, timers, the frame's other work), every line in
+    its place, and the pane drawn once for the take, after its last piece."""
+    count = 3 * TAKE_TURN + 7
+    flood = [
+        LogLine(f"token {n}", f"2025-01-01T10:00:{n // 100:02d}.{n:06d}Z") for n in range(count)
+    ]
+    logs.batches = {"inference": [flood]}
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app)
+        # A callback put on the loop at each piece has run by the next one: the loop turned.
+        marks: list[list[bool]] = []
+        pieces: list[tuple[int, bool, bool]] = []  # size, the loop turned since, held
+        write_items = LogsScreen._write_items
+
+        def recording(self: LogsScreen, items: list[tuple[str, str]]) -> None:
+            turned = bool(marks) and marks[-1][0]
+            mark = [False]
+            marks.append(mark)
+            asyncio.get_running_loop().call_soon(mark.__setitem__, 0, True)
+            pieces.append((len(items), turned, self.log_view.hold_drawing))
+            write_items(self, items)
+
+        LogsScreen._write_items = recording  # type: ignore[method-assign]
+        try:
+            await pilot.press("3")
+            await until(lambda: len(log_lines(app)) == count, "every line shown")
+        finally:
+            LogsScreen._write_items = write_items  # type: ignore[method-assign]
+        await calm(app)
+        assert texts(app) == [f"token {n}" for n in range(count)]
+        big = [piece for piece in pieces if piece[2]]  # the take that came in pieces
+        assert [size for size, _, _ in big] == [TAKE_TURN] * 3 + [7]
+        assert all(turned for _, turned, _ in big[1:])
+        assert not app.screen.query_one(Log).hold_drawing  # type: ignore[attr-defined]

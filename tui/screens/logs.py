@@ -6,9 +6,10 @@ lines show); both take plain text or a regex (ctrl+r) and ignore case unless ask
 follows, and scrolling up stops following until End.
 
 A thread worker per shown service reads its container's log stream in batches and drops
-them in one mailbox; the app loop writes whatever piled up in one `write_lines`, at most
-TAKE_S apart (FLOOD_TAKE_S while the streams flood it: repainting a pane of new lines is
-the app's dearest work). A flood's streams wait for the pane instead of reading on (the
+them in one mailbox; the app loop takes whatever piled up, at most TAKE_S apart
+(FLOOD_TAKE_S while the streams flood it: repainting a pane of new lines is the app's
+dearest work), and writes a large take TAKE_TURN lines a turn of the loop, drawn once
+after its last piece. A flood's streams wait for the pane instead of reading on (the
 engine holds their lines), and one the pane is SKIP_S behind starts again from its
 newest lines, so the app stays responsive and shows what is current. Streams
 are closed as soon as the pane is hidden or switched, and opened again (from the last
@@ -19,6 +20,7 @@ LOG_BUFFER_LINES (per service): a flood drops the oldest lines and says how many
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import time
 from collections import deque
@@ -59,6 +61,7 @@ MERGE_LIMIT = 4 * LOG_TAIL  # lines in the pane while late lines are still merge
 RECHECK_S = 3.0  # while a stopped service is watched for a restart
 TAKE_S = 0.05  # the pane takes what piled up at most this often
 FLOOD_TAKE_S = 0.2  # … and while its streams flood it (5 paints a second)
+TAKE_TURN = 400  # lines written per turn of the loop (a take of a flood is ~2,000)
 START_HINT = "Start the stack with u on the Dashboard (1)."
 
 
@@ -121,6 +124,7 @@ class LogsScreen(LogsFind):
         self._live: set[str] = set()  # roles whose stream is open now
         self._recheck: Timer | None = None
         self._take_timer: Timer | None = None
+        self._rest: list[tuple[str, str]] = []  # taken, left for the loop's next turns
         self._taken_at = float("-inf")
         self._take_every = TAKE_S
         self._state = ""  # what the status line says about the stream
@@ -218,6 +222,7 @@ class LogsScreen(LogsFind):
         self._handles.clear()
         self._live.clear()
         self._mailbox = None
+        self._rest.clear()
         self.following = False
         for worker in self.workers:
             if worker.group in ("logs-follow", "logs-recheck"):
@@ -267,28 +272,73 @@ class LogsScreen(LogsFind):
     def on_logs_screen_lines_arrived(self, message: LinesArrived) -> None:
         if message.mailbox is not self._mailbox:
             return  # lines of a stream closed since
+        self._take_soon()
+
+    def _take_soon(self) -> None:
         wait = self._taken_at + self._take_every - time.monotonic()
-        if wait <= 0:
+        if wait > 0:
+            if self._take_timer is None:  # what arrives meanwhile waits in the mailbox
+                self._take_timer = self.set_timer(wait, self._take_due, name="logs-take")
+            return
+        self._taken_at = time.monotonic()
+        self._rest.extend(self._drain())
+        if len(self._rest) > TAKE_TURN:
+            self.run_worker(self._take_in_turns(), group="logs-take", exclusive=True)
+        else:
             self.take_lines()
-        elif self._take_timer is None:  # what arrives meanwhile waits in the mailbox
-            self._take_timer = self.set_timer(wait, self._take_due, name="logs-take")
 
     def _take_due(self) -> None:
         self._take_timer = None
-        self.take_lines()
+        self._take_soon()
+
+    async def _take_in_turns(self) -> None:
+        """Write what was taken TAKE_TURN lines at a time, letting the loop turn between:
+        on a machine busy with the flood itself each millisecond of the loop's work takes
+        several, and the app answers keys and draws between two pieces of a take."""
+        view = self.log_view
+        view.hold_drawing = True  # one frame for the take, after its last piece
+        try:
+            while self._rest:
+                piece = self._rest[:TAKE_TURN]
+                del self._rest[:TAKE_TURN]
+                self._write_items(piece)
+                if self._rest:
+                    await asyncio.sleep(0)
+        finally:
+            view.hold_drawing = False
+            view.draw_soon()
 
     def take_lines(self) -> None:
-        """Write what waits in the mailbox (and say how many were dropped to make room)."""
+        """Write what waits in the mailbox, and what a take left for later turns, now."""
+        self._rest.extend(self._drain())
+        items, self._rest = self._rest, []
+        self._write_items(items)
+
+    def _drain(self) -> list[tuple[str, str]]:
+        """The mailbox's lines (stamp, text), those of all services in the order they were
+        written; a note first that says how many were dropped to make room."""
         if self._mailbox is None:
-            return
-        self._taken_at = time.monotonic()
+            return []
         items, dropped = self._mailbox.drain()
         self._take_every = FLOOD_TAKE_S if len(items) >= BACKLOG else TAKE_S
-        if not items and not dropped:
-            return
         if dropped:
             self.dropped += dropped
             items.insert(0, (items[0][0] if items else "", dropped_note(dropped, self.role)))
+        if self.role == ALL and len(self._handles) > 1:  # pieces of it go in in order
+            return self.in_order(items)
+        return items
+
+    def in_order(self, items: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """``items`` by stamp; unstamped ones (rare) take the pane's newest, so they stay."""
+        items.sort(key=first)
+        if items and not items[0][0]:
+            newest = self._stamps[-1] if self._stamps else ""
+            items = sorted(((stamp or newest, text) for stamp, text in items), key=first)
+        return items
+
+    def _write_items(self, items: list[tuple[str, str]]) -> None:
+        if not items:
+            return
         if self.role == ALL and len(self._handles) > 1:
             self.merge(items)
         else:
@@ -305,9 +355,7 @@ class LogsScreen(LogsFind):
         if not items:
             return
         newest = self._stamps[-1] if self._stamps else ""
-        items.sort(key=first)
-        if not items[0][0]:  # unstamped (rare): the newest stamp, so they stay in place
-            items = sorted(((stamp or newest, text) for stamp, text in items), key=first)
+        items = self.in_order(items)
         if items[0][0] >= newest or len(self.lines) > MERGE_LIMIT:
             self.add_lines(list(map(second, items)), list(map(first, items)))
             return

@@ -25,7 +25,9 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual.cache import LRUCache
-from textual.geometry import Region, Size
+from textual.color import TRANSPARENT
+from textual.filter import ANSIToTruecolor, LineFilter
+from textual.geometry import Region, Size, Spacing
 from textual.message import Message
 from textual.strip import Strip
 from textual.widgets import Log
@@ -126,6 +128,20 @@ class LineStyles(Highlighter):
         return segments
 
 
+NO_SPACING = Spacing(0, 0, 0, 0)
+
+
+def is_truecolor(style: Style) -> bool:
+    """True where `ANSIToTruecolor` leaves ``style`` (and any sum of such styles) as it is:
+    no colour without an RGB triplet (ANSI, standard or default), nothing dim."""
+    color, bgcolor = style.color, style.bgcolor
+    return (
+        (color is None or color.triplet is not None)
+        and (bgcolor is None or bgcolor.triplet is not None)
+        and not style.dim
+    )
+
+
 def offset_style(style: Style | None, x: int, y: int) -> Style:
     """``style + Style.from_meta({"offset": (x, y)})``, what `Strip.apply_offsets` gives each
     segment for text selection, without rich's meta merge (a style with no meta of its own
@@ -213,6 +229,8 @@ class LogView(Log):
         self._drawn: LRUCache[int, Strip] = LRUCache(DRAWN_LINES)
         self._drawn_for: tuple[int, int, Style] | None = None  # scroll x, width, style
         self._pruned = 0  # lines dropped from the top since the pane began
+        self._draw_pending = False  # `_draw_now` is on its way
+        self.hold_drawing = False  # more lines come on the loop's next turns: draw then
 
     def on_mount(self) -> None:
         self._load_styles()
@@ -258,41 +276,111 @@ class LogView(Log):
             widest = max(cell_len(self._process_line(line)) for line in new_lines)
         self._width = max(self._width, widest)
         self._grow(Size(self._width, len(self._lines)))
+        if auto_scroll and not self.is_vertical_scrollbar_grabbed and at_end:
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
         # No drawn line is kept for the new lines' places (pruning moved the kept ones up with
         # their lines), so nothing to forget line by line; what shows is drawn again, since a
         # full pane that follows does not scroll: its lines move up under it.
-        self.refresh()
-        if auto_scroll and not self.is_vertical_scrollbar_grabbed and at_end:
-            self.scroll_end(animate=False, immediate=True, x_axis=False)
+        self.draw_soon()
         return self
+
+    def draw_soon(self) -> None:
+        """Draw the lines that show on a turn of the loop of their own, then ask for the
+        frame: in a flood a take of lines, drawing them and the frame would otherwise hold
+        the loop at once (and a busy machine stretches that fourfold)."""
+        if not self._draw_pending and not self.hold_drawing:
+            self._draw_pending = True
+            self.call_later(self._draw_now)
+
+    def _draw_now(self) -> None:
+        self._draw_pending = False
+        if self.text_selection is None and self.line_styles.search is None and self._plain_box():
+            scroll_x, scroll_y = self.scroll_offset
+            width, height = self.size
+            rich_style = self.rich_style
+            for y in range(scroll_y, min(scroll_y + height, len(self._lines))):
+                self._drawn_line(y, scroll_x, width, rich_style)
+        self.refresh()
 
     def _grow(self, size: Size) -> None:
         """The new virtual size, laid out only when that can change the layout: setting
-        `virtual_size` lays out the whole screen (15-25 ms on the Logs screen), for every
-        write until the buffer is full. A pane already taller than it shows, as wide as
-        before and not sized by its content, keeps its scroll bars and its size: the bars
-        only learn the new height."""
+        `virtual_size` lays out the whole screen (15-40 ms on the Logs screen), for every
+        write until the buffer is full, and for each wider line after. A pane already taller
+        than it shows, whose horizontal scroll bar neither comes nor goes with the new width,
+        and not sized by its content, keeps its scroll bars and its size: the bars only learn
+        the new size."""
         old = self.virtual_size
         if size == old:
             return  # a full pane taking more lines: the bars stay as they are, not redrawn
         if (
-            size.width == old.width
+            self._shows_horizontal_bar(size.width) == self._shows_horizontal_bar(old.width)
             and size.height >= old.height > self.size.height > 0
             and not self.styles.is_auto_height
+            and not self.styles.is_auto_width
         ):
             self.set_reactive(Log.virtual_size, size)
             self._scroll_update(size)
         else:
             self.virtual_size = size
 
+    def _shows_horizontal_bar(self, width: int) -> bool:
+        """What `Widget._refresh_scrollbars` decides for content ``width`` cells wide."""
+        overflow = self.styles.overflow_x
+        return overflow == "scroll" or (overflow == "auto" and width > self.container_size.width)
+
     def render_lines(self, crop: Region) -> list[Strip]:
         # `Log` works out the widget's style (a walk up the DOM) for every line it draws;
         # once a frame is enough.
-        self._frame_style = self.rich_style
+        self._frame_style = rich_style = self.rich_style
         try:
-            return super().render_lines(crop)
+            if not self._plain_box():
+                return super().render_lines(crop)
+            return self._render_plain(crop, rich_style)
         finally:
             self._frame_style = None
+
+    def _plain_box(self) -> bool:
+        """No border, padding, outline, tint, hatch, title or transparency: the pane's lines
+        are its content lines as they are, which `_render_plain` draws without Textual's
+        styles cache (a third of a frame in a flood, where every line shown is new)."""
+        styles = self.styles
+        return (
+            styles.gutter == NO_SPACING
+            and not any(edge for edge, _ in styles.outline)
+            and not styles.tint.a
+            and self.opacity == 1.0
+            and styles.text_opacity == 1.0
+            and (not styles.has_rule("hatch") or styles.hatch == "none")
+            and self._border_title is None
+            and self._border_subtitle is None
+        )
+
+    def _render_plain(self, crop: Region, rich_style: Style) -> list[Strip]:
+        """What `Widget.render_lines` makes of a plain box's lines, with the app's line
+        filters; Textual's ANSI-to-truecolor filter is left out where it would change nothing
+        (every style the pane draws with has true colours and no dim: see `_filters`)."""
+        scroll_x, scroll_y = self.scroll_offset
+        width = self.size.width
+        filters = self._filters(rich_style)
+        background = self.background_colors[1] if filters else TRANSPARENT
+        strips = []
+        for y in crop.line_range:
+            strip = self._render_line(scroll_y + y, scroll_x, width)
+            for line_filter in filters:
+                strip = strip.apply_filter(line_filter, background)
+            strips.append(strip)
+        x1, x2 = crop.column_span
+        if (x1, x2) != (0, width):
+            strips = [strip.crop(x1, x2) for strip in strips]
+        return strips
+
+    def _filters(self, rich_style: Style) -> list[LineFilter]:
+        filters = list(self.get_line_filters())
+        if self.text_selection is None and all(
+            is_truecolor(style) for style in (rich_style, *self.line_styles.styles.values())
+        ):
+            filters = [f for f in filters if not isinstance(f, ANSIToTruecolor)]
+        return filters
 
     def _render_line(self, y: int, scroll_x: int, width: int) -> Strip:
         rich_style = self._frame_style or self.rich_style
