@@ -3,9 +3,12 @@ width of what it holds is measured in cells."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import pytest
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.geometry import Region
@@ -239,3 +242,48 @@ async def test_the_pane_draws_what_textuals_styles_cache_draws(kind: type[Pane])
         compare()
         pane.set_search(re.compile("model|POST"), current=5 + 1)
         compare()
+
+
+async def test_the_lines_that_show_are_drawn_ahead_a_few_a_turn_then_the_frame() -> None:
+    """New lines are drawn DRAW_TURN a turn of the loop before the frame asks for them, so
+    no turn holds the loop for a whole pane of new lines; the frame then draws none."""
+    from tui.widgets.log_view import DRAW_TURN
+
+    app = Pane(max_lines=1000)
+    async with app.run_test(size=(60, 3 * DRAW_TURN + 5)):
+        pane = app.query_one(LogView)
+        pane.write_lines([f"old {n}" for n in range(500)])
+        await settle(app)
+        drawn_per_turn: list[int] = []
+        draw_ahead = pane._draw_ahead
+        made = 0
+        segments = pane.line_styles.segments  # called for each line drawn, not when kept
+
+        def counting_line(plain: str, base: Style) -> list[Segment]:
+            nonlocal made
+            made += 1
+            return segments(plain, base)
+
+        marks: list[list[bool]] = []  # put on the loop at each piece: run by the next one
+
+        def counting_turn() -> bool:
+            nonlocal made
+            assert not marks or marks[-1][0], "the loop did not turn between two pieces"
+            marks.append([False])
+            asyncio.get_running_loop().call_soon(marks[-1].__setitem__, 0, True)
+            made = 0
+            more = draw_ahead()
+            drawn_per_turn.append(made)
+            return more
+
+        pane.line_styles.segments = counting_line  # type: ignore[method-assign]
+        pane._draw_ahead = counting_turn  # type: ignore[method-assign]
+        pane.write_lines([f"new {n}" for n in range(500)])
+        await until(lambda: not pane._draw_pending, "the new lines drawn")
+        shown = pane.scrollable_content_region.height  # the rows above the scroll bar
+        assert drawn_per_turn[:-1] == [DRAW_TURN] * (shown // DRAW_TURN)
+        assert sum(drawn_per_turn) == shown
+        made = 0
+        await settle(app)  # the frame: every line it shows was drawn ahead
+        assert made == 0
+        assert pane.render_line(shown - 1).text.rstrip() == "new 499"

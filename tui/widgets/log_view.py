@@ -13,6 +13,7 @@ following off when the user scrolls up and back on when they reach the end (End)
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ ROLE = re.compile(r"^(\S+) +│ ")
 NOT_ONE_CELL = re.compile(
     "[^\n\x20-\x7e\u00a0-\u02ff\u2010-\u2027\u2030-\u205e\u2190-\u21ff\u2500-\u25fc]"
 )
+DRAW_TURN = 16  # lines drawn ahead of a frame per turn of the loop
 DRAWN_LINES = 512  # drawn lines kept (a few panes' worth: a flood draws each line once)
 _link_ids = count(1 << 24)  # link ids as rich makes them (a counter, then the hash)
 
@@ -292,15 +294,34 @@ class LogView(Log):
             self._draw_pending = True
             self.call_later(self._draw_now)
 
-    def _draw_now(self) -> None:
+    async def _draw_now(self) -> None:
+        """Draw the lines that show DRAW_TURN a turn of the loop (those not drawn yet, from
+        where the pane is then), then ask for the frame."""
+        while self._draw_ahead():
+            await asyncio.sleep(0)
         self._draw_pending = False
-        if self.text_selection is None and self.line_styles.search is None and self._plain_box():
-            scroll_x, scroll_y = self.scroll_offset
-            width, height = self.size
-            rich_style = self.rich_style
-            for y in range(scroll_y, min(scroll_y + height, len(self._lines))):
-                self._drawn_line(y, scroll_x, width, rich_style)
         self.refresh()
+
+    def _draw_ahead(self) -> bool:
+        """Draw up to DRAW_TURN lines that show and are not drawn yet: True if more wait."""
+        if self.text_selection is not None or self.line_styles.search is not None:
+            return False
+        if not self.is_mounted or not self._plain_box():
+            return False
+        scroll_x, scroll_y = self.scroll_offset
+        width, height = self.size
+        rich_style = self.rich_style
+        drawn = 0
+        for y in range(scroll_y, min(scroll_y + height, len(self._lines))):
+            if (scroll_x, width, rich_style) == self._drawn_for and y + self._pruned in (
+                self._drawn
+            ):
+                continue
+            if drawn == DRAW_TURN:
+                return True
+            self._drawn_line(y, scroll_x, width, rich_style)
+            drawn += 1
+        return False
 
     def _grow(self, size: Size) -> None:
         """The new virtual size, laid out only when that can change the layout: setting
