@@ -21,7 +21,6 @@ LOG_BUFFER_LINES (per service): a flood drops the oldest lines and says how many
 from __future__ import annotations
 
 import asyncio
-import heapq
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -47,6 +46,8 @@ from tui.screens.logs_lines import (
     BACKLOG,
     dropped_note,
     first,
+    in_order,
+    merged_in,
     pump,
     role_prefix,
     second,
@@ -274,12 +275,15 @@ class LogsScreen(LogsFind):
             return  # lines of a stream closed since
         self._take_soon()
 
-    def _take_soon(self) -> None:
+    def _take_soon(self, due: bool = False) -> None:
         wait = self._taken_at + self._take_every - time.monotonic()
-        if wait > 0:
+        if wait > 0 and not due:
             if self._take_timer is None:  # what arrives meanwhile waits in the mailbox
-                self._take_timer = self.set_timer(wait, self._take_due, name="logs-take")
+                take = partial(self._take_soon, due=True)
+                self._take_timer = self.set_timer(wait, take, name="logs-take")
             return
+        if due:
+            self._take_timer = None
         self._taken_at = time.monotonic()
         self._rest.extend(self._drain())
         if len(self._rest) > TAKE_TURN:
@@ -287,26 +291,17 @@ class LogsScreen(LogsFind):
         else:
             self.take_lines()
 
-    def _take_due(self) -> None:
-        self._take_timer = None
-        self._take_soon()
-
     async def _take_in_turns(self) -> None:
         """Write what was taken TAKE_TURN lines at a time, letting the loop turn between:
         on a machine busy with the flood itself each millisecond of the loop's work takes
         several, and the app answers keys and draws between two pieces of a take."""
-        view = self.log_view
-        view.hold_drawing = True  # one frame for the take, after its last piece
-        try:
+        with self.log_view.drawing_held():  # one frame for the take, after its last piece
             while self._rest:
                 piece = self._rest[:TAKE_TURN]
                 del self._rest[:TAKE_TURN]
                 self._write_items(piece)
                 if self._rest:
                     await asyncio.sleep(0)
-        finally:
-            view.hold_drawing = False
-            view.draw_soon()
 
     def take_lines(self) -> None:
         """Write what waits in the mailbox, and what a take left for later turns, now."""
@@ -325,15 +320,7 @@ class LogsScreen(LogsFind):
             self.dropped += dropped
             items.insert(0, (items[0][0] if items else "", dropped_note(dropped, self.role)))
         if self.role == ALL and len(self._handles) > 1:  # pieces of it go in in order
-            return self.in_order(items)
-        return items
-
-    def in_order(self, items: list[tuple[str, str]]) -> list[tuple[str, str]]:
-        """``items`` by stamp; unstamped ones (rare) take the pane's newest, so they stay."""
-        items.sort(key=first)
-        if items and not items[0][0]:
-            newest = self._stamps[-1] if self._stamps else ""
-            items = sorted(((stamp or newest, text) for stamp, text in items), key=first)
+            return in_order(items, self._stamps[-1] if self._stamps else "")
         return items
 
     def _write_items(self, items: list[tuple[str, str]]) -> None:
@@ -355,13 +342,11 @@ class LogsScreen(LogsFind):
         if not items:
             return
         newest = self._stamps[-1] if self._stamps else ""
-        items = self.in_order(items)
+        items = in_order(items, newest)
         if items[0][0] >= newest or len(self.lines) > MERGE_LIMIT:
             self.add_lines(list(map(second, items)), list(map(first, items)))
             return
-        merged = list(heapq.merge(zip(self._stamps, self.lines, strict=True), items, key=first))
-        self._stamps = deque((stamp for stamp, _ in merged), maxlen=self.lines.maxlen)
-        self.lines = deque((text for _, text in merged), maxlen=self.lines.maxlen)
+        self._stamps, self.lines = merged_in(self._stamps, self.lines, items)
         if self.paused:
             self.held += len(items)
         else:

@@ -7,7 +7,9 @@ and a stream the pane is SKIP_S behind starts again from its newest lines, with 
 
 from __future__ import annotations
 
+import heapq
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from operator import itemgetter
@@ -18,6 +20,26 @@ from tui.services import LogSource
 
 BACKLOG = 2000  # lines waiting for the pane past which its streams wait before reading on
 SKIP_S = 1.0  # a stream the pane is this far behind starts again from its newest lines
+
+
+def in_order(items: list[tuple[str, str]], newest: str) -> list[tuple[str, str]]:
+    """(stamp, text) ``items`` by stamp; unstamped ones (rare) take ``newest``, so they
+    stay where they came."""
+    items.sort(key=first)
+    if items and not items[0][0]:
+        items = sorted(((stamp or newest, text) for stamp, text in items), key=first)
+    return items
+
+
+def merged_in(
+    stamps: deque[str], lines: deque[str], items: list[tuple[str, str]]
+) -> tuple[deque[str], deque[str]]:
+    """``items`` (in order) merged by stamp into the pane's ``stamps`` and ``lines``."""
+    merged = list(heapq.merge(zip(stamps, lines, strict=True), items, key=first))
+    return (
+        deque((stamp for stamp, _ in merged), maxlen=lines.maxlen),
+        deque((text for _, text in merged), maxlen=lines.maxlen),
+    )
 
 
 def clock(stamp: str, offset: int) -> str:

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from itertools import count
-from pickle import dumps
 
 from rich.cells import cell_len
 from rich.highlighter import Highlighter
@@ -28,10 +27,12 @@ from rich.text import Text
 from textual.cache import LRUCache
 from textual.color import TRANSPARENT
 from textual.filter import ANSIToTruecolor, LineFilter
-from textual.geometry import Region, Size, Spacing
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.strip import Strip
 from textual.widgets import Log
+
+from tui.widgets.log_strips import NO_SPACING, is_truecolor, offset_segments
 
 # llama.cpp: "0.01.249.229 I srv  llama_server: model loaded"
 LLAMA_LEVEL = re.compile(r"(?:^|\s)\d+\.\d{2}\.\d{3}\.\d{3} ([IWED]) ")
@@ -46,7 +47,6 @@ NOT_ONE_CELL = re.compile(
 )
 DRAW_TURN = 16  # lines drawn ahead of a frame per turn of the loop
 DRAWN_LINES = 512  # drawn lines kept (a few panes' worth: a flood draws each line once)
-_link_ids = count(1 << 24)  # link ids as rich makes them (a counter, then the hash)
 
 LEVELS = {
     "E": "error",
@@ -128,67 +128,6 @@ class LineStyles(Highlighter):
         if at < len(plain):
             segments.append(Segment(plain[at:], line_style))
         return segments
-
-
-NO_SPACING = Spacing(0, 0, 0, 0)
-
-
-def is_truecolor(style: Style) -> bool:
-    """True where `ANSIToTruecolor` leaves ``style`` (and any sum of such styles) as it is:
-    no colour without an RGB triplet (ANSI, standard or default), nothing dim."""
-    color, bgcolor = style.color, style.bgcolor
-    return (
-        (color is None or color.triplet is not None)
-        and (bgcolor is None or bgcolor.triplet is not None)
-        and not style.dim
-    )
-
-
-def offset_style(style: Style | None, x: int, y: int) -> Style:
-    """``style + Style.from_meta({"offset": (x, y)})``, what `Strip.apply_offsets` gives each
-    segment for text selection, without rich's meta merge (a style with no meta of its own
-    takes the offset's as it is)."""
-    if not style:
-        return Style.from_meta({"offset": (x, y)})
-    if style._meta:
-        return style + Style.from_meta({"offset": (x, y)})
-    made: Style = Style.__new__(Style)
-    made._ansi = None
-    made._style_definition = None
-    made._color = style._color
-    made._bgcolor = style._bgcolor
-    made._attributes = style._attributes
-    made._set_attributes = style._set_attributes
-    made._link = style._link
-    made._meta = meta = dumps({"offset": (x, y)})
-    made._link_id = f"{next(_link_ids)}{hash(meta)}"
-    made._hash = None
-    made._null = False
-    return made
-
-
-def offset_segments(
-    segments: list[Segment], scroll_x: int, width: int, y: int, pad_style: Style
-) -> list[Segment]:
-    """One-cell-per-character ``segments`` cropped to ``width`` cells from ``scroll_x``,
-    padded with ``pad_style`` to the full width, each with its offset (`offset_style`):
-    `Strip.crop_extend` then `Strip.apply_offsets`, in one pass."""
-    end = scroll_x + width
-    shown: list[Segment] = []
-    at = 0  # where the segment starts in the line
-    x = scroll_x  # where the next shown piece starts
-    for text, style, _ in segments:
-        after = at + len(text)
-        if after > scroll_x and at < end and text:
-            piece = text[max(0, scroll_x - at) : end - at]
-            shown.append(Segment(piece, offset_style(style, x, y)))
-            x += len(piece)
-        at = after
-        if at >= end:
-            break
-    if x < end:
-        shown.append(Segment(" " * (end - x), offset_style(pad_style, x, y)))
-    return shown
 
 
 class LogView(Log):
@@ -285,6 +224,16 @@ class LogView(Log):
         # full pane that follows does not scroll: its lines move up under it.
         self.draw_soon()
         return self
+
+    @contextmanager
+    def drawing_held(self) -> Iterator[None]:
+        """Writes meanwhile are drawn once, when the block ends (a take written in pieces)."""
+        self.hold_drawing = True
+        try:
+            yield
+        finally:
+            self.hold_drawing = False
+            self.draw_soon()
 
     def draw_soon(self) -> None:
         """Draw the lines that show on a turn of the loop of their own, then ask for the
