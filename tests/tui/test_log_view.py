@@ -287,3 +287,44 @@ async def test_the_lines_that_show_are_drawn_ahead_a_few_a_turn_then_the_frame()
         await settle(app)  # the frame: every line it shows was drawn ahead
         assert made == 0
         assert pane.render_line(shown - 1).text.rstrip() == "new 499"
+
+
+@pytest.mark.parametrize("following", [True, False])
+async def test_a_take_written_in_pieces_is_sized_and_scrolled_to_once(following: bool) -> None:
+    """While drawing is held (a take in pieces), the pane's size, its scroll bar and its view
+    wait for the last piece: each piece would move them, and a frame between two pieces
+    would draw the pane and its bar for nothing. A pane scrolled up stays where it is."""
+    app = Pane(max_lines=500)
+    async with app.run_test(size=(60, 10)):
+        pane = app.query_one(LogView)
+        pane.write_lines([f"line {n}" for n in range(50)])
+        await settle(app)
+        if not following:
+            pane.scroll_to(y=10, animate=False, immediate=True)
+            await settle(app)
+        bar_moves = 0
+        bar_refresh = pane.vertical_scrollbar.refresh
+
+        def counting(*args: object, **kwargs: object) -> None:
+            nonlocal bar_moves
+            bar_moves += 1
+            bar_refresh(*args, **kwargs)  # type: ignore[arg-type]
+
+        pane.vertical_scrollbar.refresh = counting  # type: ignore[method-assign]
+        scroll_y = pane.scroll_y
+        with pane.drawing_held():
+            for piece in range(3):
+                pane.write_lines([f"piece {piece} line {n}" for n in range(40)])
+                assert pane.virtual_size.height == 50 and pane.scroll_y == scroll_y
+                await asyncio.sleep(0)
+            assert bar_moves == 0
+        assert pane.virtual_size.height == 170
+        assert pane.is_vertical_scroll_end is following
+        assert pane.scroll_y == (pane.max_scroll_y if following else 10)
+        assert 1 <= bar_moves <= 3  # the bar learns the new size (and position) once
+        await settle(app)
+        top = round(pane.scroll_y)
+        assert pane.lines[top] == "line 10" or following
+        assert pane.lines[top + pane.scrollable_content_region.height - 1] == (
+            "piece 2 line 39" if following else "line 18"
+        )

@@ -172,6 +172,7 @@ class LogView(Log):
         self._pruned = 0  # lines dropped from the top since the pane began
         self._draw_pending = False  # `_draw_now` is on its way
         self.hold_drawing = False  # more lines come on the loop's next turns: draw then
+        self._held_follow: bool | None = None  # a held write's: follow to the end after
 
     def on_mount(self) -> None:
         self._load_styles()
@@ -216,23 +217,37 @@ class LogView(Log):
         else:
             widest = max(cell_len(self._process_line(line)) for line in new_lines)
         self._width = max(self._width, widest)
-        self._grow(Size(self._width, len(self._lines)))
-        if auto_scroll and not self.is_vertical_scrollbar_grabbed and at_end:
-            self.scroll_end(animate=False, immediate=True, x_axis=False)
-        # No drawn line is kept for the new lines' places (pruning moved the kept ones up with
-        # their lines), so nothing to forget line by line; what shows is drawn again, since a
-        # full pane that follows does not scroll: its lines move up under it.
+        follow = auto_scroll and at_end
+        if self.hold_drawing:  # sized and scrolled once, when the take's last piece is in
+            self._held_follow = follow if self._held_follow is None else self._held_follow
+            return self
+        self._size_and_follow(follow)
         self.draw_soon()
         return self
 
+    def _size_and_follow(self, follow: bool) -> None:
+        """The pane's new size, then its last line if it follows. No drawn line is kept for
+        the new lines' places (pruning moved the kept ones up with their lines), so nothing to
+        forget line by line; what shows is drawn again (`draw_soon`), since a full pane that
+        follows does not scroll: its lines move up under it."""
+        self._grow(Size(self._width, len(self._lines)))
+        if follow and not self.is_vertical_scrollbar_grabbed:
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
+
     @contextmanager
     def drawing_held(self) -> Iterator[None]:
-        """Writes meanwhile are drawn once, when the block ends (a take written in pieces)."""
+        """Writes meanwhile are sized, scrolled to and drawn once, when the block ends (a take
+        written in pieces): each piece would otherwise move the scroll bar and the view, and
+        a frame between two pieces would draw the whole pane and its bar for nothing."""
         self.hold_drawing = True
+        self._held_follow = None
         try:
             yield
         finally:
             self.hold_drawing = False
+            if self._held_follow is not None:
+                self._size_and_follow(self._held_follow)
+                self._held_follow = None
             self.draw_soon()
 
     def draw_soon(self) -> None:
