@@ -530,11 +530,15 @@ def bench_flood(home: Path, runs: int = 3, seconds: float = 10.0) -> list[Result
             target="<= 50",
             note=f"{runs} runs of {seconds:.0f} s each side, alternating; p50 {p50s} ms; "
             f"{sum(m['ticks'] for m in ours):.0f} GPU ticks meanwhile. What dominates: "
-            "Textual's frame (its compositor cutting the widgets into spans, ~4-10 ms of "
-            "CPU), which the two flooding shells and the engine stretch four- to sixfold on "
-            "two cores (the app itself uses ~10 % of a core here); a take goes in 400 lines "
-            "a turn of the loop and the lines that show are drawn ahead 16 a turn. The bare "
-            "app's loop, with nothing to do, shows what the flood alone costs a loop here",
+            "Textual's frames (10-12 a second: a pane of new lines five times a second, the "
+            "status line between; ~2 ms of CPU at the median, 6-8 ms at p90, the compositor "
+            "cutting the screen into spans), which the two flooding shells and the engine "
+            "stretch four- to sixfold on two cores (the loop's thread uses ~11 % of a core "
+            "here, the two readers ~4 % each); a take goes in 400 lines a turn of the loop, "
+            "sized, scrolled to and drawn once, and the lines that show are drawn ahead 16 a "
+            "turn. Holding the readers until a take was drawn gave 41 against 46 ms (median "
+            "of 4 runs a side, 28-71 ms spread): noise, so not kept. The bare app's loop, "
+            "with nothing to do, shows what the flood alone costs a loop here",
         ),
         result(
             "CPU time the loop held between two probe wake-ups, p99 (same runs)",
