@@ -20,7 +20,7 @@ from tests.tui.fakes import FakeChat, FakeEngine, fake_services
 from tests.tui.helpers import SIZE, settle, until
 from tui.__main__ import LlmTuiApp, make_app
 from tui.app import wants_guide
-from tui.screens.guide import GuideScreen
+from tui.screens.guide import STEPS, GuideScreen
 
 pytestmark = pytest.mark.anyio
 
@@ -76,6 +76,11 @@ def body(app: LlmTuiApp) -> str:
     return str(app.screen.query_one("#guide-body").visual)
 
 
+def checks_text(app: LlmTuiApp) -> str:
+    """What the guide's checklist shows, row by row (the dashboard's rows)."""
+    return "\n".join(str(s.visual) for s in app.screen.query("#guide-checks Static"))
+
+
 async def test_from_an_empty_home_to_a_first_answer_in_four_keys(
     settings: Settings, home: Path
 ) -> None:
@@ -87,7 +92,7 @@ async def test_from_an_empty_home_to_a_first_answer_in_four_keys(
         guide = app.screen
         assert isinstance(guide, GuideScreen)
         await until(lambda: guide.query_one("#guide-choices").display, "the checks shown")
-        assert "no NVIDIA driver found" in body(app)
+        assert "no NVIDIA driver found" in checks_text(app)
         await pilot.press("enter")  # the checks: go on
         keys += 1
         await settle(app)
@@ -126,7 +131,8 @@ async def test_a_blocking_check_stops_the_guide_until_it_is_fixed(settings: Sett
     async with app.run_test(size=SIZE) as pilot:
         await until(lambda: isinstance(app.screen, GuideScreen), "the guide")
         await settle(app)
-        assert "→ start Docker" in body(app)
+        assert "→ start Docker" in checks_text(app)
+        assert app.screen.query_one("#guide-checks").region.width > 0  # it shows
         assert not app.screen.query_one("#guide-choices").display
         await pilot.press("enter")
         await settle(app)
@@ -134,6 +140,23 @@ async def test_a_blocking_check_stops_the_guide_until_it_is_fixed(settings: Sett
         await pilot.press("escape")
         await settle(app)
         assert app.current_mode == "dashboard" and not isinstance(app.screen, GuideScreen)
+
+
+async def test_the_steps_fit_one_row_at_80_columns(settings: Settings) -> None:
+    """Each step with its mark on one row at 80x24: a step's name is never cut from its
+    mark by the wrap."""
+    app = make_app(settings, fake_services(CHECKS, first_run_guide=True))
+    async with app.run_test(size=(80, 24)):
+        await until(lambda: isinstance(app.screen, GuideScreen), "the guide")
+        await settle(app)
+        screen = app.screen
+        assert isinstance(screen, GuideScreen)
+        steps = screen.query_one("#guide-steps")
+        for step in range(len(STEPS)):
+            screen.show_step(step)
+            await settle(app)
+            assert steps.size.height == 1, f"step {step + 1} wraps"
+            assert f"Step {step + 1} of {len(STEPS)}" in str(steps.visual)
 
 
 def test_the_guide_is_for_a_first_run_only(home: Path) -> None:

@@ -25,11 +25,12 @@ from textual.widgets.option_list import Option
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from stack.cancel import CancelToken
-from stack.doctor import Check, Status
+from stack.doctor import Check
 from stack.settings import Settings
 from stack.units import format_size
 from tui.commands import bindings
 from tui.screens.base import forward_worker_error
+from tui.widgets.checklist import Checklist
 
 if TYPE_CHECKING:
     from stack.hub.jobs import DownloadProgress
@@ -39,8 +40,7 @@ if TYPE_CHECKING:
     from tui.app import LlmTuiApp
 
 GUIDE_SCREEN = "guide"
-STEPS = ("Checks", "Use", "Model", "Download", "Settings", "Start", "First answer")
-SYMBOLS = {Status.OK: "✓", Status.WARN: "!", Status.FAIL: "✗"}
+STEPS = ("Checks", "Use", "Model", "Download", "Settings", "Start", "Answer")  # one row at 80
 
 
 class GuideScreen(Screen[None]):
@@ -107,6 +107,7 @@ class GuideScreen(Screen[None]):
         with Vertical(id="guide"):
             yield Static("", id="guide-steps", markup=False)
             yield Static("", id="guide-body", markup=False)
+            yield Checklist(id="guide-checks")  # step 1's: the dashboard's rows, aligned
             yield OptionList(id="guide-choices")
             yield ProgressBar(id="guide-progress", show_eta=True)
             yield Static("", id="guide-hint", markup=False)
@@ -135,9 +136,11 @@ class GuideScreen(Screen[None]):
             for i, name in enumerate(STEPS)
         ]
         self.query_one("#guide-steps", Static).update(
-            Content(f"Step {step + 1} of {len(STEPS)}   " + "  ".join(parts))
+            Content(f"Step {step + 1} of {len(STEPS)}  " + " ".join(parts))
         )
         self.query_one("#guide-body", Static).update(body if body else Content(""))
+        self.query_one("#guide-body").display = bool(body)
+        self.query_one(Checklist).display = step == 0
         self.query_one("#guide-hint", Static).update(Content(hint))
         self.refresh_bindings()  # each step has its own keys (see check_action)
 
@@ -161,25 +164,20 @@ class GuideScreen(Screen[None]):
     def on_guide_screen_checked(self, message: Checked) -> None:
         from stack.quickstart import blocking_problems
 
-        lines = []
-        for check in message.checks:
-            lines.append(f"{SYMBOLS[check.status]} {check.name:<9} {check.detail}")
-            if check.fix and check.status is not Status.OK:
-                lines.append(f"  → {check.fix}")
+        self.query_one(Checklist).show(message.checks)
         blocking = blocking_problems(message.checks)
         if blocking:
             self.show_step(
-                0,
-                "\n".join(lines),
-                "Fix the ✗ above, then press r to check again (Esc leaves the guide).",
+                0, hint="Fix the ✗ above, then press r to check again (Esc leaves the guide)."
             )
             self.choices([])
             return
-        self.show_step(0, "\n".join(lines), "Enter: continue (a ! only warns)")
+        self.show_step(0, hint="Enter: continue (a ! only warns)")
         self.choices(["Continue"])
 
     def action_recheck(self) -> None:
         if self.step == 0:
+            self.query_one(Checklist).show(None)
             self.run_checks(self.llm_app.settings)
 
     # --- 2. the use ---------------------------------------------------------------------
