@@ -254,7 +254,9 @@ def bench_startup(runs: int, home: Path) -> list[Result]:
             "for the dashboard's 28 widgets: styling them (about half: at mount, again at "
             "screen resume and for the footer's keys), six or seven layout passes, parsing the "
             "dashboard's CSS. Our handlers are ~2 ms; collections are off until the first "
-            "frame and the other screens' CSS waits until they show",
+            "frame and the other screens' CSS waits until they show. Mounting the GPU panel "
+            "and the checklist after the first frame (textual.lazy) gave 1.32x and 1.45x "
+            "against 1.44x and 1.37x (ABAB): noise, so not kept",
         ),
         result(
             "CPU time to the first painted dashboard",
@@ -536,9 +538,13 @@ def bench_flood(home: Path, runs: int = 3, seconds: float = 10.0) -> list[Result
             "stretch four- to sixfold on two cores (the loop's thread uses ~11 % of a core "
             "here, the two readers ~4 % each); a take goes in 400 lines a turn of the loop, "
             "sized, scrolled to and drawn once, and the lines that show are drawn ahead 16 a "
-            "turn. Holding the readers until a take was drawn gave 41 against 46 ms (median "
-            "of 4 runs a side, 28-71 ms spread): noise, so not kept. The bare app's loop, "
-            "with nothing to do, shows what the flood alone costs a loop here",
+            "turn. The worst wake-ups of a run follow callbacks of 2-14 ms of CPU that took "
+            "20-57 ms of wall time (once a 0.4 ms one that took 31 ms): the loop's thread "
+            "waiting for a core, not holding the interpreter. Holding the readers until a take "
+            "was drawn (41 against 46 ms) and a 0.1 ms scheduler slice for the loop's thread "
+            "(47 against 49 ms; medians of 4 runs a side, 28-106 ms spread) were noise, so not "
+            "kept. The bare app's loop, with nothing to do, shows what the flood alone costs "
+            "a loop here",
         ),
         result(
             "CPU time the loop held between two probe wake-ups, p99 (same runs)",

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from textual.widgets import OptionList
 
 from stack.doctor import Check, Status
 from stack.settings import Settings, load_settings
@@ -93,6 +94,8 @@ async def test_from_an_empty_home_to_a_first_answer_in_four_keys(
         assert isinstance(guide, GuideScreen)
         await until(lambda: guide.query_one("#guide-choices").display, "the checks shown")
         assert "no NVIDIA driver found" in checks_text(app)
+        go_on = guide.query_one("#guide-choices", OptionList).get_option_at_index(0)
+        assert "a ! only warns" in str(go_on.prompt)  # the hint may be below an 80x24 screen
         await pilot.press("enter")  # the checks: go on
         keys += 1
         await settle(app)

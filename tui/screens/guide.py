@@ -25,7 +25,7 @@ from textual.widgets.option_list import Option
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from stack.cancel import CancelToken
-from stack.doctor import Check
+from stack.doctor import Check, Status
 from stack.settings import Settings
 from stack.units import format_size
 from tui.commands import bindings
@@ -173,7 +173,9 @@ class GuideScreen(Screen[None]):
             self.choices([])
             return
         self.show_step(0, hint="Enter: continue (a ! only warns)")
-        self.choices(["Continue"])
+        warned = any(check.status is Status.WARN for check in message.checks)
+        # On the option too: at 80x24 a list of warnings leaves the hint below the screen.
+        self.choices(["Continue  (a ! only warns)" if warned else "Continue"])
 
     def action_recheck(self) -> None:
         if self.step == 0:
