@@ -320,6 +320,20 @@ async def test_connect_shows_url_masked_key_and_snippets(app: LlmTuiApp) -> None
         assert app.clipboard == key
 
 
+async def test_connect_shows_the_placeholder_key_plainly_when_there_is_no_key(
+    settings: Settings,
+) -> None:
+    """Without LITELLM_MASTER_KEY the gateway takes any key: the one to paste, `no-key`, is
+    no secret, so it shows as it is instead of as dots."""
+    app = make_app(replace(settings, litellm_master_key=""), fake_services(FROZEN_CHECKS))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app)
+        await go_to(app, pilot, "connect")
+        summary = text(app.screen.query_one("#connect-summary", Static))
+        assert "API key       no-key  (LITELLM_MASTER_KEY is empty: any key works" in summary
+        assert "•" not in summary
+
+
 async def test_q_quits_cleanly(app: LlmTuiApp) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await settle(app)

@@ -104,7 +104,9 @@ class ConnectScreen(ModeScreen):
 
     def shown_key(self) -> str:
         key = gateway_key(self.settings)
-        return key if self.reveal else mask("LITELLM_MASTER_KEY", key)
+        if self.reveal or not self.settings.litellm_master_key:  # `no-key` is no secret
+            return key
+        return mask("LITELLM_MASTER_KEY", key)
 
     def show_connection(self) -> None:
         connection = self.connection
