@@ -26,7 +26,9 @@ def cmd_connect(args: argparse.Namespace) -> int:
             print(f"warning: {config.warning}", file=sys.stderr)
         print(config.text, end="")
     else:
-        shown = mask("LITELLM_MASTER_KEY", connection.key)
+        shown = f"{mask('LITELLM_MASTER_KEY', connection.key)}  (--client NAME prints it in full)"
+        if not settings.litellm_master_key:  # `no-key` is no secret
+            shown = f"{connection.key}  (LITELLM_MASTER_KEY is empty: any key works)"
         slots = f"{connection.parallel} slot(s), one request holds {connection.window:,} tokens"
         print(f"OpenAI API      {connection.openai_url}")
         print(f"Anthropic API   {connection.anthropic_url}  (Claude Code adds /v1/messages)")
@@ -34,7 +36,7 @@ def cmd_connect(args: argparse.Namespace) -> int:
             from stack.engine.forward import gateway_route
 
             print(f"reached         {gateway_route(settings).detail}")
-        print(f"API key         {shown}  (--client NAME prints it in full)")
+        print(f"API key         {shown}")
         print(f"models          {connection.model}, {connection.code_model}; {slots}")
         for client in CLIENTS.values():
             warning = client_config(client.id, connection).warning

@@ -150,6 +150,11 @@ def test_connect_prints_a_clients_config_on_stdout_and_warnings_on_stderr(
     overview = llm_tui(tmp_path, "connect")
     assert overview.returncode == 0 and KEY not in overview.stdout  # masked
     assert "one request holds 2,048 tokens" in overview.stdout
+    (tmp_path / ".env").write_text("LITELLM_MASTER_KEY=\n")  # no key: the one to paste is no secret
+    overview = llm_tui(tmp_path, "connect")
+    assert "API key         no-key  (LITELLM_MASTER_KEY is empty: any key works)\n" in (
+        overview.stdout
+    )
 
 
 def test_connect_check_with_nothing_listening_fails_with_the_fix(tmp_path: Path) -> None:
