@@ -15,8 +15,8 @@ from cli.output import EXIT_FAIL, EXIT_OK
 
 
 def cmd_connect(args: argparse.Namespace) -> int:
-    from stack.clients import CLIENTS, client_config, connection_for
-    from stack.settings import load_settings, mask
+    from stack.clients import CLIENTS, client_config, connection_for, shown_key
+    from stack.settings import load_settings
 
     settings = load_settings(args.env_file)
     connection = connection_for(settings)
@@ -26,9 +26,10 @@ def cmd_connect(args: argparse.Namespace) -> int:
             print(f"warning: {config.warning}", file=sys.stderr)
         print(config.text, end="")
     else:
-        shown = f"{mask('LITELLM_MASTER_KEY', connection.key)}  (--client NAME prints it in full)"
-        if not settings.litellm_master_key:  # `no-key` is no secret
-            shown = f"{connection.key}  (LITELLM_MASTER_KEY is empty: any key works)"
+        if settings.litellm_master_key:
+            shown = f"{shown_key(settings)}  (--client NAME prints it in full)"
+        else:
+            shown = f"{shown_key(settings)}  (LITELLM_MASTER_KEY is empty: any key works)"
         slots = f"{connection.parallel} slot(s), one request holds {connection.window:,} tokens"
         print(f"OpenAI API      {connection.openai_url}")
         print(f"Anthropic API   {connection.anthropic_url}  (Claude Code adds /v1/messages)")

@@ -21,7 +21,13 @@ from stack.clients.configs import (
     window_problem,
     window_warning,
 )
-from stack.clients.connection import NO_KEY, Connection, connection_for, served_window
+from stack.clients.connection import (
+    NO_KEY,
+    Connection,
+    connection_for,
+    served_window,
+    shown_key,
+)
 
 __all__ = [
     "CLIENTS",
@@ -35,6 +41,7 @@ __all__ = [
     "client_config",
     "connection_for",
     "served_window",
+    "shown_key",
     "window_problem",
     "window_warning",
 ]

@@ -6,9 +6,18 @@ from dataclasses import dataclass
 
 from stack.engine.gateway import CHAT_ALIAS, CODE_ALIAS
 from stack.models.fit import slot_context
-from stack.settings import Settings
+from stack.settings import Settings, mask
 
 NO_KEY = "no-key"  # LiteLLM without a master key accepts any key
+
+
+def shown_key(settings: Settings, *, reveal: bool = False) -> str:
+    """The key clients use, as a screen shows it: masked unless ``reveal``; without
+    LITELLM_MASTER_KEY the placeholder `NO_KEY` as it is (no secret: any key works)."""
+    key = settings.litellm_master_key
+    if not key:
+        return NO_KEY
+    return key if reveal else mask("LITELLM_MASTER_KEY", key)
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,16 @@ from textual.widgets import Static, TabbedContent, TabPane
 from textual.worker import Worker
 
 from stack.cancel import CancelToken
-from stack.clients import CLIENTS, NO_KEY, Connection, Probe, client_config, connection_for
-from stack.settings import Settings, mask
+from stack.clients import (
+    CLIENTS,
+    NO_KEY,
+    Connection,
+    Probe,
+    client_config,
+    connection_for,
+    shown_key,
+)
+from stack.settings import Settings
 from tui.commands import bindings
 from tui.screens.base import ModeScreen
 
@@ -103,10 +111,7 @@ class ConnectScreen(ModeScreen):
             self.show_connection()
 
     def shown_key(self) -> str:
-        key = gateway_key(self.settings)
-        if self.reveal or not self.settings.litellm_master_key:  # `no-key` is no secret
-            return key
-        return mask("LITELLM_MASTER_KEY", key)
+        return shown_key(self.settings, reveal=self.reveal)
 
     def show_connection(self) -> None:
         connection = self.connection
