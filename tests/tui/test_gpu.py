@@ -3,6 +3,7 @@ tests/tui/test_gpu_fake_nvml.py runs the same views on the fake NVML library in 
 
 from __future__ import annotations
 
+import itertools
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -270,3 +271,38 @@ async def test_a_steady_reading_repaints_no_chart_and_a_change_does() -> None:
         grown = tuple((t, 90.0) for t in range(971, 1007))
         widget.show([Series("util", grown)], 1006.0)
         assert widget.now == 1010.0 and widget._strips is None
+
+
+def columns_drawn(points: list[tuple[float, float | None]], width: int) -> str:
+    """The bottom row of a filled chart, one character per cell: █ both dot columns drawn,
+    ▌/▐ one of them, a space neither."""
+    from tui.widgets.gpu_chart import DOTS, Series, plot
+
+    left = sum(DOTS[0])
+    right = sum(DOTS[1])
+    row = plot([Series("util", points)], width, 3, 100.0, 1000.0, 300.0, 5.0)[-1]
+    out = []
+    for bits, _ in row:
+        both = bits & left == left and bits & right == right
+        out.append("█" if both else "▌" if bits & left else "▐" if bits & right else " ")
+    return "".join(out)
+
+
+@pytest.mark.parametrize("width", [37, 60, 73, 120, 200])
+def test_a_steady_history_fills_every_column_at_any_width(width: int) -> None:
+    # Readings each second over 5 minutes, 5 s steps on the x axis: a chart with more dot
+    # columns than steps (any wider than 30 cells) drew a comb of empty columns between them.
+    steady = [(700.0 + second, 50.0) for second in range(301)]
+    assert columns_drawn(steady, width) == "█" * width
+
+
+def test_a_pause_in_the_readings_and_a_missing_value_leave_gaps() -> None:
+    # The sampler stopped for 50 s (no GPU view showed), then a metric read N/A for 20 s.
+    points: list[tuple[float, float | None]] = [(700.0 + s, 40.0) for s in range(100)]
+    points += [(850.0 + s, 40.0 if not 60 <= s < 80 else None) for s in range(151)]
+    drawn = columns_drawn(points, 60)
+    # 60 cells over 300 s: 5 s a cell. Filled, empty, filled, empty, filled (edges may be half).
+    runs = [(char == " ", len(list(group))) for char, group in itertools.groupby(drawn)]
+    gaps = [length for empty, length in runs if empty]
+    assert len(gaps) == 2, drawn
+    assert 8 <= gaps[0] <= 10 and 2 <= gaps[1] <= 4, drawn

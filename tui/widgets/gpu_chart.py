@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from rich.segment import Segment
 from rich.style import Style
@@ -81,6 +82,17 @@ def time_label(seconds: float) -> str:
     return f"-{seconds}s"
 
 
+def hold_limit(points: Points) -> float:
+    """The longest pause between two readings that still joins them: 2.5x their usual one.
+
+    A reading covers the time back to the one before it, so the dot columns between two
+    readings are theirs (a chart wider than its readings has no comb of empty columns),
+    while a sampler that stopped (no GPU view showed) leaves its gap."""
+    times = [when for when, value in points if value is not None]
+    spacings = sorted(b - a for a, b in pairwise(times) if b > a)
+    return 2.5 * spacings[len(spacings) // 2] if spacings else 0.0
+
+
 def plot(
     series: Sequence[Series],
     width: int,
@@ -96,31 +108,46 @@ def plot(
     cells = [[(0, -1) for _ in range(width)] for _ in range(height)]
     dots_x, dots_y = width * 2, height * 4
     start = now - window
+
+    def x_of(when: float) -> int:
+        return min(dots_x - 1, max(0, int((when - start) / window * (dots_x - 1) + 0.5)))
+
     for index, one in enumerate(series):
         # The highest value that lands in each dot column: spikes stay visible.
         columns: dict[int, float] = {}
+        starts: set[int] = set()  # columns where a line begins again after a gap
+        hold = hold_limit(one.points)
+        before: tuple[float, int] | None = None  # the last reading: its time and column
         for when, value in one.points:
-            if value is None or when < start:
+            if value is None:
+                before = None  # a reading with no value: a gap
                 continue
-            when = step_end(when, step)
-            x = min(dots_x - 1, max(0, int((when - start) / window * (dots_x - 1) + 0.5)))
-            columns[x] = max(value, columns.get(x, value))
+            if when + hold < start:
+                continue
+            x = x_of(step_end(when, step))
+            first = x
+            if before is not None and when - before[0] <= hold:
+                first = min(x, before[1] + 1)  # back to the reading before
+            elif when >= start:
+                starts.add(x)
+            for column in range(first, x + 1):
+                columns[column] = max(value, columns.get(column, value))
+            before = (when, x)
         previous: int | None = None
-        last_x = -2
         for x in sorted(columns):
             fraction = min(1.0, max(0.0, columns[x] / top)) if top > 0 else 0.0
             y = dots_y - 1 - int(fraction * (dots_y - 1) + 0.5)
             if one.fill:
                 low, high = y, dots_y - 1
-            elif previous is None or x - last_x > 2:
+            elif previous is None or x in starts:
                 low = high = y
-            else:  # join to the dot before, when it is next door: a line, not dots
+            else:  # join to the dot before: a line, not dots
                 low, high = sorted((y, previous))
             for dot_y in range(low, high + 1):
                 row, column = dot_y // 4, x // 2
                 bits, _ = cells[row][column]
                 cells[row][column] = (bits | DOTS[x % 2][dot_y % 4], index)
-            previous, last_x = y, x
+            previous = y
     return cells
 
 
