@@ -25,7 +25,7 @@ from textual.containers import Horizontal
 from textual.content import Content
 from textual.message import Message as TextualMessage
 from textual.timer import Timer
-from textual.widgets import Input, Select, Static
+from textual.widgets import Select, Static
 from textual.worker import Worker, WorkerState
 
 from stack.chat import ChatDelta, ChatError
@@ -56,6 +56,7 @@ from tui.widgets.chat_document import MarkdownDocument
 from tui.widgets.chat_log import ConversationLog, prepare, window_start
 from tui.widgets.chat_markdown import warm_up
 from tui.widgets.chat_messages import SystemLine
+from tui.widgets.key_order import Input
 
 FRAME_S = 1 / 20  # the most often a streaming answer is redrawn
 SLOWEST_FRAME_S = 1 / 5  # and the least often, however busy the machine

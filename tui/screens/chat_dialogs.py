@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.screen import ModalScreen
-from textual.widgets import Button, Footer, Input, Label, OptionList, Select, Static, TextArea
+from textual.widgets import Button, Footer, Label, OptionList, Select, Static, TextArea
 from textual.widgets.option_list import Option
 from textual.worker import Worker, WorkerState
 
@@ -23,6 +23,7 @@ from stack.settings import Settings
 from tui.commands import bindings
 from tui.paths import display_path
 from tui.screens.dialogs import ConfirmScreen
+from tui.widgets.key_order import Input, KeepsKeyOrder
 
 
 def _count(messages: int) -> str:
@@ -222,6 +223,10 @@ class SettingsOutcome:
     settings: ChatSettings
 
 
+class PromptArea(KeepsKeyOrder, TextArea):
+    """The system prompt's editor: Textual's `TextArea`, its editing keys kept in order."""
+
+
 class ChatSettingsScreen(ModalScreen[SettingsOutcome | None]):
     """This conversation's title, system prompt, model and sampling; ctrl+s saves."""
 
@@ -243,7 +248,7 @@ class ChatSettingsScreen(ModalScreen[SettingsOutcome | None]):
                 id="chat-settings-title",
             )
             yield Label("System prompt")
-            yield TextArea(chat.system, id="chat-settings-system", soft_wrap=True)
+            yield PromptArea(chat.system, id="chat-settings-system", soft_wrap=True)
             with Horizontal(classes="chat-settings-row"):
                 with Vertical():
                     yield Label("Model")

@@ -17,7 +17,7 @@ from textual.app import App, ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from stack.gpu import FreeVram, read_free_vram
@@ -40,6 +40,7 @@ from tui.widgets.hub_tables import (
     gated_text,
     repo_text,
 )
+from tui.widgets.key_order import Input
 from tui.widgets.mode_bar import ModeBar
 
 HUB_SCREEN = "hub"

@@ -33,7 +33,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.message import Message
 from textual.timer import Timer
-from textual.widgets import Input, Static, Tab, Tabs
+from textual.widgets import Static, Tab, Tabs
 from textual.worker import Worker, WorkerState
 
 from stack.engine.connection import EngineUnavailable
@@ -54,6 +54,7 @@ from tui.screens.logs_lines import (
     stopped_note,
 )
 from tui.services import LOG_TAIL, LogSource, StackEngine
+from tui.widgets.key_order import Input
 from tui.widgets.log_view import LogView
 from tui.widgets.service_card import service_roles
 
