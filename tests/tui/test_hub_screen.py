@@ -486,3 +486,20 @@ async def test_markup_from_the_hub_shows_as_written_and_runs_nothing(
         await settle(app)
         assert EVIL in text(repo_line) and text(repo_line).startswith("✗ ")
         assert app.is_running and isinstance(app.screen, HubScreen)
+
+
+async def test_an_error_and_its_fix_show_whole_at_80_columns(
+    app: LlmTuiApp, fake_hub: FakeHub
+) -> None:
+    from textual.geometry import Region
+
+    fake_hub.faults.fail_status = 403
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_screen(app, pilot)
+        await search(app, pilot, "tiny")
+        status = screen.query_one("#hub-status", Static)
+        assert "Fix: set HF_TOKEN" in text(status)
+        # The status line wraps (it was one row, which cut the fix off at the edge).
+        drawn = status.render_lines(Region(0, 0, status.size.width, status.size.height))
+        shown = " ".join(" ".join(strip.text.split()) for strip in drawn)
+        assert "Fix: set HF_TOKEN to a token that can read it" in shown, shown
