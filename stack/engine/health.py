@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from stack.cancel import CancelToken, closing_on_cancel
 from stack.cancel import sleep as cancellable_sleep
 from stack.engine.errors import EngineError
+from stack.engine.exits import exit_words
 from stack.engine.gateway import INFERENCE_CONTAINER_PORT
 from stack.engine.plan import ServiceSpec, host_for
 from stack.settings import Settings
@@ -134,7 +135,7 @@ def died_error(container: Container) -> EngineError:
     code = state.get("ExitCode")
     oom = bool(state.get("OOMKilled"))
     tail = container.logs(tail=20).decode("utf-8", "replace").strip()
-    reason = "it was killed for using too much memory (OOM)" if oom else f"exit code {code}"
+    reason = exit_words(code, oom)
     return EngineError(
         f"{container.name} stopped while starting: {reason}\n--- last log lines ---\n{tail}",
         fix="a smaller model, fewer GPU_LAYERS or a smaller CTX_SIZE may help"

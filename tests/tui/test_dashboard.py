@@ -269,7 +269,7 @@ async def test_a_dying_service_is_announced_and_polled(app: LlmTuiApp, engine: F
         await settle(app)  # the first poll opens the events; each event asks for a poll
         titles = [title for title, _ in notes(app)]
         assert titles == ["Service stopped", "Out of memory"]  # exit 143 is a normal stop
-        assert "exit code 139" in notes(app)[0][1]
+        assert "exit code 139 (crashed with SIGSEGV)" in notes(app)[0][1]
 
 
 async def test_a_death_the_event_stream_missed_is_announced_from_the_poll_once(
@@ -292,7 +292,8 @@ async def test_a_death_the_event_stream_missed_is_announced_from_the_poll_once(
             await settle(app)
         stopped = [m for t, m in notes(app) if t == "Service stopped"]
         assert stopped == [
-            f"{inference.name} stopped with exit code 137. Its logs say why (l on its card)."
+            f"{inference.name} stopped with exit code 137 (killed by SIGKILL: out of memory,"
+            " or `docker kill`). Its logs say why (l on its card)."
         ]
 
 

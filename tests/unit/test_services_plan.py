@@ -152,3 +152,22 @@ def test_pull_events_fold_into_one_progress_line() -> None:
     )
     summary.update({"status": "Pull complete", "id": "a1"})
     assert "1.10/3.00 GB, 2/3 layers" in summary.line()
+
+
+@pytest.mark.parametrize(
+    ("code", "oom", "label", "words"),
+    [
+        (137, False, "exit code 137 · killed", "exit code 137 (killed by SIGKILL: out of memory"),
+        (137, True, "exit code 137 · OOM-killed", "it was killed for using too much memory (OOM)"),
+        (139, False, "exit code 139 · crashed", "exit code 139 (crashed with SIGSEGV)"),
+        (1, False, "exit code 1", "exit code 1"),
+        (None, False, "", ""),
+    ],
+)
+def test_an_exit_code_says_what_ended_the_container(
+    code: int | None, oom: bool, label: str, words: str
+) -> None:
+    from stack.engine.exits import exit_label, exit_words
+
+    assert exit_label(code, oom) == label
+    assert exit_words(code, oom).startswith(words)

@@ -8,6 +8,7 @@ from textual.content import Content
 from textual.reactive import reactive
 from textual.widgets import Static
 
+from stack.engine.exits import exit_label
 from stack.settings import Settings
 from tui.commands import bindings
 from tui.formatting import format_duration, host_ports, short_port
@@ -90,13 +91,9 @@ def card_lines(status: ServiceStatus | None) -> list[Content]:
         if status.uptime_s is not None:
             lines.append(Content.styled(f"up {format_duration(status.uptime_s)}", "$text-muted"))
     else:
-        dead = []
-        if status.exit_code is not None:
-            dead.append(f"exit code {status.exit_code}")
-        if status.oom_killed:
-            dead.append("OOM-killed")
+        dead = exit_label(status.exit_code, status.oom_killed)
         if dead:
-            lines.append(Content.styled(" · ".join(dead), f"bold {colour}"))
+            lines.append(Content.styled(dead, f"bold {colour}"))
         if status.error:
             lines.append(Content.styled(status.error, "$text-error"))
     return lines

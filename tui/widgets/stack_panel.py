@@ -27,6 +27,7 @@ from textual.timer import Timer
 from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
+from stack.engine.exits import exit_words
 from stack.errors import LlmTuiError
 from stack.settings import Settings
 from tui.mailbox import StreamHandle
@@ -288,7 +289,7 @@ class StackPanel(Vertical):
             return
         self._announced.add(name)
         self.notify(
-            f"{name} stopped with exit code {exit_code}. Its logs say why (l on its card).",
+            f"{name} stopped with {exit_words(exit_code)}. Its logs say why (l on its card).",
             title="Service stopped",
             severity="error",
             timeout=15,
