@@ -271,8 +271,9 @@ class Chart(Widget):
             text = self.empty_text[:width]
             empty = self.get_component_rich_style("chart--empty")
             strips = [Strip.blank(width) for _ in range(height)]
+            margin = " " * ((width - len(text)) // 2)  # centred, off the border
             strips[height // 2 if height > 1 else 0] = Strip(
-                [Segment(text, empty)]
+                [Segment(margin), Segment(text, empty)]
             ).extend_cell_length(width)
             return strips
         assert self.now is not None
