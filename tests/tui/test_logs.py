@@ -249,6 +249,38 @@ async def test_s_saves_the_shown_lines_to_a_file(
         await go_to(app, pilot, "dashboard")
 
 
+PROBE = 'INFO:     127.0.0.1:40144 - "GET /health/liveliness HTTP/1.1" 200 OK'
+PROBE_FAILED = (
+    'INFO:     127.0.0.1:40146 - "GET /health/liveliness HTTP/1.1" 503 Service Unavailable'
+)
+REQUEST = 'INFO:     172.18.0.1:51234 - "POST /v1/chat/completions HTTP/1.1" 200 OK'
+
+
+async def test_health_probes_are_hidden_and_counted_until_h_shows_them(
+    app: LlmTuiApp, running_engine: FakeEngine, logs: FakeLogs
+) -> None:
+    # The gateway's healthcheck asks every 2 s: its OK lines would bury the requests. One
+    # that failed, and every other request, show.
+    stamps = [f"2025-01-01T10:00:0{n}.0Z" for n in range(5)]
+    lines = [PROBE, REQUEST, PROBE, PROBE_FAILED, PROBE]
+    logs.batches["api-gateway"] = [[LogLine(t, s) for t, s in zip(lines, stamps, strict=True)]]
+    async with app.run_test(size=SIZE) as pilot:
+        await open_logs(app, pilot)
+        await pilot.press("right_square_bracket")
+        await until(lambda: texts(app) == [REQUEST, PROBE_FAILED], "the request and the failure")
+        await calm(app)
+        assert "3 health checks hidden (H shows)" in status(app)
+
+        await pilot.press("H")
+        await until(lambda: texts(app) == lines, "every line")
+        assert "hidden" not in status(app)
+
+        await pilot.press("H")
+        await until(lambda: texts(app) == [REQUEST, PROBE_FAILED], "hidden again")
+        assert "3 health checks hidden" in status(app)
+        await go_to(app, pilot, "dashboard")
+
+
 async def test_all_services_interleave_by_time_with_their_names(
     app: LlmTuiApp, running_engine: FakeEngine, logs: FakeLogs
 ) -> None:

@@ -84,7 +84,7 @@ LLAMA_LINES = [
 GATEWAY_LINES = [
     LogLine("INFO:     Started server process [1]", "2025-01-01T10:00:00.50Z"),
     LogLine(
-        'INFO:     127.0.0.1:40144 - "GET /health/liveliness HTTP/1.1" 200 OK',
+        'INFO:     172.18.0.1:40144 - "POST /v1/chat/completions HTTP/1.1" 200 OK',
         "2025-01-01T10:00:02.00Z",
     ),
     LogLine("LiteLLM Proxy:WARNING: no master key rotation configured", "2025-01-01T10:00:02.50Z"),

@@ -97,6 +97,16 @@ LOGS: tuple[Command, ...] = (
         scope="logs",
     ),
     Command(
+        "logs.probes",
+        "H",
+        "screen.toggle_probes",
+        "Health checks",
+        "Show the gateway's health checks (or hide them)",
+        "Show or hide the access-log lines of health probes that answered OK (every 2 s)",
+        scope="logs",
+        show=False,
+    ),
+    Command(
         "logs.prev",
         "left_square_bracket",
         "screen.switch_service(-1)",

@@ -41,7 +41,7 @@ from stack.errors import LlmTuiError
 from stack.settings import FIELDS, Settings
 from tui.commands import bindings
 from tui.mailbox import Mailbox, StreamHandle
-from tui.screens.logs_find import ALL, FILTER_ID, SEARCH_ID, LogsFind, Pattern
+from tui.screens.logs_find import ALL, FILTER_ID, SEARCH_ID, LogsFind
 from tui.screens.logs_lines import (
     BACKLOG,
     dropped_note,
@@ -111,10 +111,6 @@ class LogsScreen(LogsFind):
         self.role = "inference"
         self.lines: deque[str] = deque(maxlen=MAX_LINES)
         self.dropped = 0  # lines the containers wrote faster than the pane could take them
-        self.filter = Pattern()
-        self.search = Pattern()
-        self.match_line = -1
-        self.match_count = 0
         self.following = False
         self.paused = False
         self.held = 0  # lines that arrived while paused
@@ -163,8 +159,7 @@ class LogsScreen(LogsFind):
         self.lines = deque(maxlen=self.pane_limit())
 
     def pane_limit(self) -> int:
-        roles = service_roles(self.settings) if self.role == ALL else [self.role]
-        return self.buffer_lines * len(roles)
+        return self.buffer_lines * len(self.shown_roles())
 
     # --- visibility ---------------------------------------------------------------------
 
@@ -188,7 +183,7 @@ class LogsScreen(LogsFind):
         limit = self.pane_limit()
         self.lines = deque(maxlen=limit)
         self._stamps = deque(maxlen=limit)
-        self.dropped = self.held = 0
+        self.dropped = self.held = self.probes_hidden = 0
         self.match_line, self.match_count = -1, 0
         log = self.log_view
         log.max_lines = limit

@@ -18,6 +18,7 @@ from textual.message import Message
 from textual.widgets import Input, Log, Static
 
 from tui.screens.base import ModeScreen
+from tui.screens.logs_lines import is_probe
 from tui.widgets.log_view import LogView
 
 ALL = "all"
@@ -56,10 +57,6 @@ class LogsFind(ModeScreen):
     role: str
     lines: deque[str]
     dropped: int
-    filter: Pattern
-    search: Pattern
-    match_line: int
-    match_count: int
     following: bool
     paused: bool
     held: int  # lines that arrived while paused
@@ -72,15 +69,34 @@ class LogsFind(ModeScreen):
         path: Path
         count: int
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.filter = Pattern()
+        self.search = Pattern()
+        self.match_line = -1
+        self.match_count = 0
+        self.show_probes = False  # the gateway's health probes (logs_lines.PROBE)
+        self.probes_hidden = 0  # of the lines written since the pane was last filled
+
     @property
     def log_view(self) -> LogView:
         return self.query_one(LogView)
 
     def write(self, lines: Iterable[str]) -> None:
-        pattern = self.compiled(self.filter)
-        shown = [line for line in lines if pattern.search(line)] if pattern else list(lines)
+        shown = self.shown_of(lines)
         if shown:
             self.log_view.write_lines(shown)
+
+    def shown_of(self, lines: Iterable[str]) -> list[str]:
+        """The lines the pane shows: health probes left out unless asked for, then the
+        filter's (the probes left out are counted)."""
+        shown = list(lines)
+        if not self.show_probes:
+            count = len(shown)
+            shown = [line for line in shown if not is_probe(line)]
+            self.probes_hidden += count - len(shown)
+        pattern = self.compiled(self.filter)
+        return [line for line in shown if pattern.search(line)] if pattern else shown
 
     # --- search and filter --------------------------------------------------------------
 
@@ -176,9 +192,14 @@ class LogsFind(ModeScreen):
         self.log_view.set_search(pattern, -1)
         self.show_status()
 
+    def action_toggle_probes(self) -> None:
+        self.show_probes = not self.show_probes
+        self.refilter()
+
     def refilter(self) -> None:
         log = self.log_view
         log.clear()
+        self.probes_hidden = 0
         self.write(self.lines)
         log.scroll_end(animate=False)
         self.apply_search()
@@ -243,8 +264,9 @@ class LogsFind(ModeScreen):
         self.show_status()
 
     def action_save_logs(self) -> None:
-        pattern = self.compiled(self.filter)
-        lines = [line for line in self.lines if pattern is None or pattern.search(line)]
+        hidden = self.probes_hidden
+        lines = self.shown_of(self.lines)  # what the pane shows
+        self.probes_hidden = hidden
         if not lines:
             self.notify("Nothing to save: the pane is empty.", markup=False)
             return
@@ -288,6 +310,7 @@ class LogsFind(ModeScreen):
             "clear_logs",
             "save_logs",
             "switch_service",
+            "toggle_probes",
         ):
             return not typing
         return True
@@ -312,6 +335,9 @@ class LogsFind(ModeScreen):
         parts.append(f"{count:,} line{'s' if count != 1 else ''}")
         if self.dropped:
             parts.append(f"{self.dropped:,} lines dropped (written faster than shown)")
+        if self.probes_hidden and not self.show_probes:
+            plural = "s" if self.probes_hidden != 1 else ""
+            parts.append(f"{self.probes_hidden:,} health check{plural} hidden (H shows)")
         if self.filter.text:
             if self.compiled(self.filter) is None:
                 parts.append(f"filter {self.filter.describe()}: not a valid regex")

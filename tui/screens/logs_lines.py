@@ -8,6 +8,7 @@ and a stream the pane is SKIP_S behind starts again from its newest lines, with 
 from __future__ import annotations
 
 import heapq
+import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -18,8 +19,16 @@ from stack.engine.logs import LogLine
 from tui.mailbox import Mailbox, StreamHandle
 from tui.services import LogSource
 
+# A health probe answered OK, as the gateway's access log writes it: the container's own
+# healthcheck asks every 2 s, so these lines would bury the requests that matter. The Logs
+# screen hides them (H shows them); a probe that failed is not matched, and shows.
+PROBE = re.compile(r'"GET /health/(?:liveliness|liveness|readiness)\S* HTTP/[\d.]+" 200\b')
 BACKLOG = 2000  # lines waiting for the pane past which its streams wait before reading on
 SKIP_S = 1.0  # a stream the pane is this far behind starts again from its newest lines
+
+
+def is_probe(line: str) -> bool:
+    return "/health/" in line and PROBE.search(line) is not None
 
 
 def in_order(items: list[tuple[str, str]], newest: str) -> list[tuple[str, str]]:
