@@ -93,9 +93,11 @@ async def test_checked_as_you_type_then_the_diff_then_written(home: Path, app: L
         assert dialog.reviewing and env.read_text() == before  # shown, not yet written
         review = text(dialog.query_one("#edit-review", Static))
         assert review.startswith("CTX_SIZE: 8192 → 4096\n")
+        assert not dialog.query_one("#edit-check").display  # its effect is in the review
         await pilot.press("escape")  # back to editing
         await settle(app)
         assert not dialog.reviewing and isinstance(app.screen, EditSettingScreen)
+        assert dialog.query_one("#edit-check").display
         await pilot.press("enter", "enter")
         await until(lambda: isinstance(app.screen, SettingsScreen), "the dialog closed")
         await settle(app)

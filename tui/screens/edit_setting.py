@@ -170,12 +170,14 @@ class EditSettingScreen(ModalScreen[Settings | None]):
             )
         )
         review.display = True
+        self.query_one("#edit-check").display = False  # the review says it again
         self.query_one("#edit-save", Button).label = "Write .env"
         self.query_one("#edit-error").remove_class("-visible")
 
     def leave_review(self) -> None:
         self.reviewing = False
         self.query_one("#edit-review").display = False
+        self.query_one("#edit-check").display = True
         self.query_one("#edit-save", Button).label = "Save"
 
     def action_cancel(self) -> None:
