@@ -84,3 +84,36 @@ async def test_a_message_typed_fast_in_the_chat_is_sent_as_typed(
         await until(lambda: chat.requests or None, "the message is sent")
         await settle(app)
         assert chat.requests[0]["messages"][-1]["content"] == "hello!"
+
+
+class TwoFields(App[None]):
+    def compose(self) -> ComposeResult:
+        yield Input("one", id="first")
+        yield Input("two", id="second")
+
+
+async def test_a_bound_key_after_tab_in_the_same_burst_edits_where_the_focus_went(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from textual.widgets import Input as TextualInput
+
+    handled: list[str] = []
+    own = TextualInput._on_key
+
+    async def counted(self: TextualInput, event: events.Key) -> None:
+        handled.append(event.key)
+        await own(self, event)
+
+    monkeypatch.setattr(TextualInput, "_on_key", counted)
+    app = TwoFields()
+    async with app.run_test(size=(60, 12)):
+        first, second = app.query(Input)
+        first.focus()
+        first.cursor_position = second.cursor_position = 3
+        await settle(app)
+        handled.clear()
+        burst(app, ["tab", "backspace"])
+        await until(lambda: second.value == "tw" or None, "Backspace edits the second field")
+        await settle(app)
+        assert first.value == "one" and app.focused is second
+        assert handled == ["tab", "backspace"]  # the field's own handler, once a key

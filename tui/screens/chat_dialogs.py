@@ -223,7 +223,7 @@ class SettingsOutcome:
     settings: ChatSettings
 
 
-class PromptArea(KeepsKeyOrder, TextArea):
+class PromptArea(TextArea, KeepsKeyOrder):
     """The system prompt's editor: Textual's `TextArea`, its editing keys kept in order."""
 
 
