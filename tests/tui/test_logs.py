@@ -13,11 +13,13 @@ from textual.widgets import Input, Log, Static, Tabs
 
 from stack.engine.connection import EngineUnavailable
 from stack.engine.logs import LogLine
-from tests.tui.fakes import FakeEngine, FakeLogs, running_stack
+from stack.settings import load_settings
+from tests.tui.conftest import FROZEN_CHECKS, write_env
+from tests.tui.fakes import FakeEngine, FakeLogs, fake_services, running_stack
 from tests.tui.helpers import SIZE, go_to, notes, settle, text, until
-from tui.__main__ import LlmTuiApp
+from tui.__main__ import LlmTuiApp, make_app
 from tui.screens.logs import MAX_LINES, TAKE_TURN, LogsScreen
-from tui.screens.logs_lines import BACKLOG, clock
+from tui.screens.logs_lines import BACKLOG, clock, is_probe
 from tui.widgets.service_card import ServiceCard
 
 pytestmark = [pytest.mark.tui, pytest.mark.anyio]
@@ -278,6 +280,57 @@ async def test_health_probes_are_hidden_and_counted_until_h_shows_them(
         await pilot.press("H")
         await until(lambda: texts(app) == [REQUEST, PROBE_FAILED], "hidden again")
         assert "3 health checks hidden" in status(app)
+        await go_to(app, pilot, "dashboard")
+
+
+@pytest.mark.parametrize(
+    ("line", "probe"),
+    [
+        (PROBE, True),
+        (
+            'api-gateway │ 10:00:02  INFO:  10.0.0.1:5 - "GET /health/readiness?x=1 HTTP/2" 200',
+            True,
+        ),
+        (PROBE_FAILED, False),
+        ('INFO:     127.0.0.1:1 - "GET /health/liveliness/../../v1/keys HTTP/1.1" 200 OK', False),
+        ('INFO:     127.0.0.1:1 - "GET /health/readinessX HTTP/1.1" 200 OK', False),
+        ('INFO:     127.0.0.1:1 - "GET /health HTTP/1.1" 200 OK', False),
+        ('INFO:     127.0.0.1:1 - "GET /health/liveliness HTTP/1.1" 2000', False),
+        (REQUEST, False),
+    ],
+)
+def test_a_probe_is_an_ok_answer_to_a_health_endpoint_only(line: str, probe: bool) -> None:
+    assert is_probe(line) is probe
+
+
+async def test_the_hidden_probes_count_those_still_kept_and_clearing_forgets_them(
+    home: Path, engine: FakeEngine, logs: FakeLogs
+) -> None:
+    write_env(home, LOG_BUFFER_LINES="100")
+    engine.statuses = running_stack()
+    logs.batches = {"inference": INFERENCE_LINES, "api-gateway": [[LogLine(PROBE, "")] * 60]}
+    services = fake_services(FROZEN_CHECKS, engine=engine, logs=logs)
+    app = make_app(load_settings(home / ".env"), services)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_logs(app, pilot)
+        await pilot.press("right_square_bracket")
+        await until(lambda: "60 health checks hidden" in status(app), "the probes counted")
+        await calm(app)
+        screen = app.screen
+        assert isinstance(screen, LogsScreen)
+        screen.add_lines([f"request {n}" for n in range(70)])  # 30 probes make room
+        await calm(app)
+        assert "30 health checks hidden" in status(app)
+        screen.add_lines([f"request {n}" for n in range(70, 150)])  # the rest of them
+        await calm(app)
+        assert "hidden" not in status(app) and len(log_lines(app)) == 100
+
+        screen.add_lines([PROBE, PROBE])
+        await calm(app)
+        assert "2 health checks hidden" in status(app)
+        await pilot.press("c")
+        await calm(app)
+        assert "hidden" not in status(app)
         await go_to(app, pilot, "dashboard")
 
 

@@ -350,6 +350,7 @@ class LogsScreen(LogsFind):
         self.show_status()
 
     def add_lines(self, lines: Sequence[str], stamps: Sequence[str] | None = None) -> None:
+        self.rolling_out(len(lines))
         self.lines.extend(lines)
         if self.role == ALL:  # kept beside the lines: `merge` orders by them
             newest = self._stamps[-1] if self._stamps else ""

@@ -11,6 +11,7 @@ import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 from textual import work
@@ -192,6 +193,17 @@ class LogsFind(ModeScreen):
         self.log_view.set_search(pattern, -1)
         self.show_status()
 
+    def rolling_out(self, count: int) -> None:
+        """``count`` lines are about to join the full buffer: the hidden probes among the
+        oldest lines, which make room for them, are no longer counted."""
+        full = self.lines.maxlen
+        if full is None or not self.probes_hidden or self.show_probes:
+            return
+        leaving = min(len(self.lines) + count - full, len(self.lines))
+        if leaving > 0:
+            gone = sum(1 for line in islice(self.lines, leaving) if is_probe(line))
+            self.probes_hidden = max(0, self.probes_hidden - gone)
+
     def action_toggle_probes(self) -> None:
         self.show_probes = not self.show_probes
         self.refilter()
@@ -292,7 +304,7 @@ class LogsFind(ModeScreen):
 
     def action_clear_logs(self) -> None:
         self.lines.clear()
-        self.held = 0
+        self.held = self.probes_hidden = 0
         self.log_view.clear()
         self.apply_search()
 

@@ -22,7 +22,7 @@ from tui.services import LogSource
 # A health probe answered OK, as the gateway's access log writes it: the container's own
 # healthcheck asks every 2 s, so these lines would bury the requests that matter. The Logs
 # screen hides them (H shows them); a probe that failed is not matched, and shows.
-PROBE = re.compile(r'"GET /health/(?:liveliness|liveness|readiness)\S* HTTP/[\d.]+" 200\b')
+PROBE = re.compile(r'"GET /health/(?:liveliness|liveness|readiness)(?:\?\S*)? HTTP/[\d.]+" 200\b')
 BACKLOG = 2000  # lines waiting for the pane past which its streams wait before reading on
 SKIP_S = 1.0  # a stream the pane is this far behind starts again from its newest lines
 
