@@ -306,3 +306,31 @@ def test_a_pause_in_the_readings_and_a_missing_value_leave_gaps() -> None:
     gaps = [length for empty, length in runs if empty]
     assert len(gaps) == 2, drawn
     assert 8 <= gaps[0] <= 10 and 2 <= gaps[1] <= 4, drawn
+
+
+def test_few_readings_or_a_late_tick_join_as_they_should() -> None:
+    from tui.widgets.gpu_chart import hold_limit
+
+    # Two readings a second apart, then the sampler stopped for minutes: not one line.
+    assert hold_limit([(700.0, 50.0), (701.0, 50.0), (895.0, 50.0)]) == 3.5
+    # Readings each second, one of them 3 s late (a metrics read that timed out): joined.
+    late = [(700.0 + s, 50.0) for s in range(150)] + [(852.0 + s, 50.0) for s in range(149)]
+    assert columns_drawn(late, 200) == "█" * 200
+
+
+def test_a_line_starts_again_after_a_gap_instead_of_climbing_to_it() -> None:
+    from tui.widgets.gpu_chart import DOTS, Series, plot
+
+    # A line chart (temperature, clocks): 20 before a 30 s pause, 80 after it.
+    points: list[tuple[float, float | None]] = [(700.0 + s, 20.0) for s in range(100)]
+    points += [(830.0 + s, 80.0) for s in range(171)]
+    cells = plot([Series("temp", points, fill=False)], 60, 3, 100.0, 1000.0, 300.0, 5.0)
+    dots = [
+        [bool(cells[row][x // 2][0] & DOTS[x % 2][dot]) for row in range(3) for dot in range(4)]
+        for x in range(120)
+    ]
+    drawn = [x for x, column in enumerate(dots) if any(column)]
+    after_gap = next(x for x, following in itertools.pairwise(drawn) if following > x + 1)
+    first_after = drawn[drawn.index(after_gap) + 1]
+    assert sum(dots[first_after]) == 1  # one dot at 80, no climb from 20 across the gap
+    assert sum(dots[first_after + 1]) == 1

@@ -83,14 +83,19 @@ def time_label(seconds: float) -> str:
 
 
 def hold_limit(points: Points) -> float:
-    """The longest pause between two readings that still joins them: 2.5x their usual one.
+    """The longest pause between two readings that still joins them: 3.5x their usual one
+    (a tick or two late, as when a metrics read times out, still joins).
 
     A reading covers the time back to the one before it, so the dot columns between two
     readings are theirs (a chart wider than its readings has no comb of empty columns),
-    while a sampler that stopped (no GPU view showed) leaves its gap."""
+    while a sampler that stopped (no GPU view showed) leaves its gap. With under three
+    spacings to go by, the shortest is the usual one."""
     times = [when for when, value in points if value is not None]
     spacings = sorted(b - a for a, b in pairwise(times) if b > a)
-    return 2.5 * spacings[len(spacings) // 2] if spacings else 0.0
+    if not spacings:
+        return 0.0
+    usual = spacings[len(spacings) // 2] if len(spacings) >= 3 else spacings[0]
+    return 3.5 * usual
 
 
 def plot(
