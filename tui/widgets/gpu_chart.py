@@ -32,6 +32,10 @@ STEP_FRACTION = 1 / 60
 LABEL_WIDTH = 6
 # Braille dot bits: column 0 rows 0-3, then column 1 rows 0-3 (Unicode's order).
 DOTS = ((0x01, 0x02, 0x04, 0x40), (0x08, 0x10, 0x20, 0x80))
+# RUNS[side][a][b]: the dots a..b (0-3, top down) of one braille column, as bits.
+RUNS = tuple(
+    tuple(tuple(sum(dots[a : b + 1]) for b in range(4)) for a in range(4)) for dots in DOTS
+)
 BRAILLE = 0x2800
 SERIES_CLASSES = ("chart--series-0", "chart--series-1", "chart--series-2")
 
@@ -113,31 +117,31 @@ def plot(
     cells = [[(0, -1) for _ in range(width)] for _ in range(height)]
     dots_x, dots_y = width * 2, height * 4
     start = now - window
-
-    def x_of(when: float) -> int:
-        return min(dots_x - 1, max(0, int((when - start) / window * (dots_x - 1) + 0.5)))
-
+    last_x, scale = dots_x - 1, (dots_x - 1) / window
+    ceil = math.ceil
     for index, one in enumerate(series):
         # The highest value that lands in each dot column: spikes stay visible.
         columns: dict[int, float] = {}
         starts: set[int] = set()  # columns where a line begins again after a gap
         hold = hold_limit(one.points)
-        before: tuple[float, int] | None = None  # the last reading: its time and column
-        for when, value in one.points:
+        before_when, before_x = -math.inf, -1  # the last reading (-inf: none, or a gap)
+        for when, value in one.points:  # (once a second per chart: kept tight)
             if value is None:
-                before = None  # a reading with no value: a gap
+                before_when = -math.inf  # a reading with no value: a gap
                 continue
             if when + hold < start:
                 continue
-            x = x_of(step_end(when, step))
-            first = x
-            if before is not None and when - before[0] <= hold:
-                first = min(x, before[1] + 1)  # back to the reading before
+            placed = ceil(when / step) * step if step > 0 else when
+            x = min(last_x, max(0, int((placed - start) * scale + 0.5)))
+            if when - before_when <= hold:
+                for column in range(min(x, before_x + 1), x):  # back to the reading before
+                    got = columns.get(column)
+                    columns[column] = value if got is None or value > got else got
             elif when >= start:
                 starts.add(x)
-            for column in range(first, x + 1):
-                columns[column] = max(value, columns.get(column, value))
-            before = (when, x)
+            got = columns.get(x)
+            columns[x] = value if got is None or value > got else got
+            before_when, before_x = when, x
         previous: int | None = None
         for x in sorted(columns):
             fraction = min(1.0, max(0.0, columns[x] / top)) if top > 0 else 0.0
@@ -148,10 +152,11 @@ def plot(
                 low = high = y
             else:  # join to the dot before: a line, not dots
                 low, high = sorted((y, previous))
-            for dot_y in range(low, high + 1):
-                row, column = dot_y // 4, x // 2
+            side, column = RUNS[x % 2], x // 2
+            for row in range(low // 4, high // 4 + 1):  # each cell's dots in one go
+                top_dot, low_dot = max(low - row * 4, 0), min(high - row * 4, 3)
                 bits, _ = cells[row][column]
-                cells[row][column] = (bits | DOTS[x % 2][dot_y % 4], index)
+                cells[row][column] = (bits | side[top_dot][low_dot], index)
             previous = y
     return cells
 
