@@ -49,6 +49,7 @@ from tui.screens.edit_setting import EditSettingScreen
 from tui.screens.gpu import GpuScreen
 from tui.screens.logs import LogsScreen
 from tui.screens.settings import SettingsTable
+from tui.widgets.gpu_chart import STEP_FRACTION, WINDOW_S
 
 pytestmark = pytest.mark.tui
 
@@ -91,6 +92,9 @@ GATEWAY_LINES = [
 ]
 
 
+STEP_S = WINDOW_S * STEP_FRACTION  # the x axis's step (5 s)
+
+
 class SeededSampler(GpuSampler):
     """Five minutes of made-up history before the first real tick, whenever that lands."""
 
@@ -119,8 +123,13 @@ class SeededSampler(GpuSampler):
     def sample(self, now: float, targets: Sequence[ServiceTarget] = ()) -> GpuReading:
         if not self.seeded:
             self.seeded = True
-            for i in range(300):
-                t = now - 300 + i
+            # A value per 5 s step of the x axis (the step a chart places readings by), up
+            # to this tick's own time: whatever second this tick lands on, each step holds
+            # the same values, so the picture is the same.
+            last_step = math.ceil(now / STEP_S)
+            for second in range(301):
+                t = now - 300 + second
+                i = STEP_S * (math.ceil(t / STEP_S) - last_step + 60)
                 wave = math.sin(i / 20)
                 self.history.add("0.util", t, 50 + 40 * wave)
                 self.history.add("0.mem", t, (4.0 + 0.3 * (i > 60)) * GIB)
