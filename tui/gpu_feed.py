@@ -103,6 +103,7 @@ class GpuFeed:
         self._views = tuple(v for v in self._views if v is not view)
         if not self._views:
             self._wanted.clear()
+            self._now.set()  # park now, not at the end of the interval (up to 60 s)
 
     def note_statuses(self, statuses: Sequence[ServiceStatus]) -> None:
         """The stack panel polled: the containers the next reading attributes memory to."""
@@ -113,6 +114,7 @@ class GpuFeed:
     def pause(self) -> None:
         self.paused = True
         self._wanted.clear()
+        self._now.set()
 
     def close(self) -> None:
         self._views = ()
