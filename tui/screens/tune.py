@@ -83,6 +83,7 @@ class TuneScreen(ModalScreen[Tuned | None]):
         self.tuning: Tuning | None = None
         self.cancel: CancelToken | None = None
         self.written: Settings | None = None
+        self._claimed = False  # this dialog holds the app's stack-operation slot
         self._progress: Mailbox[str] = Mailbox(self, self.Progress, compact=lambda x: x[-1:])
 
     @property
@@ -168,6 +169,7 @@ class TuneScreen(ModalScreen[Tuned | None]):
         running = self.free.running
         if running and not self.llm_app.begin_stack_operation(f"tuning for {self.use}"):
             return
+        self._claimed = running
         self.cancel = self.llm_app.cancel_token()
         self.query_one("#tune-apply", Button).disabled = True
         self.query_one("#tune-free", Static).update("Writing .env…")
@@ -200,14 +202,21 @@ class TuneScreen(ModalScreen[Tuned | None]):
         if lines and self.cancel is not None:
             self.query_one("#tune-free", Static).update(f"◐ {lines[-1]}")
 
+    def release_operation(self) -> None:
+        """Give the stack-operation slot back, once. Here as well as at the worker's end:
+        the dialog may be dismissed before the worker's end reaches it (then it never does)."""
+        if self._claimed:
+            self._claimed = False
+            self.llm_app.end_stack_operation()
+
     def on_tune_screen_applied(self, message: Applied) -> None:
+        self.release_operation()
         self.dismiss(Tuned(message.settings, message.running))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
         if worker.group == "tune-apply" and worker.is_finished:
-            if self.free is not None and self.free.running:
-                self.llm_app.end_stack_operation()
+            self.release_operation()
             self.cancel = None
             if event.state is WorkerState.ERROR:
                 if isinstance(worker.error, Cancelled) and self.written is not None:
