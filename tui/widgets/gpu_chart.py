@@ -118,7 +118,6 @@ def plot(
     dots_x, dots_y = width * 2, height * 4
     start = now - window
     last_x, scale = dots_x - 1, (dots_x - 1) / window
-    ceil = math.ceil
     for index, one in enumerate(series):
         # The highest value that lands in each dot column: spikes stay visible.
         columns: dict[int, float] = {}
@@ -131,16 +130,15 @@ def plot(
                 continue
             if when + hold < start:
                 continue
-            placed = ceil(when / step) * step if step > 0 else when
-            x = min(last_x, max(0, int((placed - start) * scale + 0.5)))
+            x = min(last_x, max(0, int((step_end(when, step) - start) * scale + 0.5)))
+            first = x
             if when - before_when <= hold:
-                for column in range(min(x, before_x + 1), x):  # back to the reading before
-                    got = columns.get(column)
-                    columns[column] = value if got is None or value > got else got
+                first = min(x, before_x + 1)  # back to the reading before
             elif when >= start:
                 starts.add(x)
-            got = columns.get(x)
-            columns[x] = value if got is None or value > got else got
+            for column in range(first, x + 1):
+                got = columns.get(column)
+                columns[column] = value if got is None or value > got else got
             before_when, before_x = when, x
         previous: int | None = None
         for x in sorted(columns):
