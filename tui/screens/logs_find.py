@@ -84,20 +84,21 @@ class LogsFind(ModeScreen):
         return self.query_one(LogView)
 
     def write(self, lines: Iterable[str]) -> None:
-        shown = self.shown_of(lines)
+        shown, probes = self.shown_of(lines)
+        self.probes_hidden += probes
         if shown:
             self.log_view.write_lines(shown)
 
-    def shown_of(self, lines: Iterable[str]) -> list[str]:
-        """The lines the pane shows: health probes left out unless asked for, then the
-        filter's (the probes left out are counted)."""
+    def shown_of(self, lines: Iterable[str]) -> tuple[list[str], int]:
+        """The lines the pane shows (health probes left out unless asked for, then the
+        filter's), and how many probes were left out."""
         shown = list(lines)
+        count = len(shown)
         if not self.show_probes:
-            count = len(shown)
             shown = [line for line in shown if not is_probe(line)]
-            self.probes_hidden += count - len(shown)
+        probes = count - len(shown)
         pattern = self.compiled(self.filter)
-        return [line for line in shown if pattern.search(line)] if pattern else shown
+        return [line for line in shown if pattern.search(line)] if pattern else shown, probes
 
     # --- search and filter --------------------------------------------------------------
 
@@ -276,9 +277,7 @@ class LogsFind(ModeScreen):
         self.show_status()
 
     def action_save_logs(self) -> None:
-        hidden = self.probes_hidden
-        lines = self.shown_of(self.lines)  # what the pane shows
-        self.probes_hidden = hidden
+        lines, _ = self.shown_of(self.lines)  # what the pane shows
         if not lines:
             self.notify("Nothing to save: the pane is empty.", markup=False)
             return
