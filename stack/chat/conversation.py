@@ -74,6 +74,10 @@ class AnswerStats:
 
     def line(self) -> str:
         """``412 tokens · 48.2 tok/s · first token 0.31 s · 8.9 s · prompt 120``."""
+        return " · ".join(self.parts())
+
+    def parts(self) -> list[str]:
+        """The figures of `line`, each whole (a narrow box wraps between them)."""
         parts = []
         if self.completion_tokens is not None:
             approx = "≈" if self.counted else ""
@@ -86,7 +90,7 @@ class AnswerStats:
             parts.append(f"{self.duration_s:.1f} s")
         if self.prompt_tokens is not None:
             parts.append(f"prompt {self.prompt_tokens:,}")
-        return " · ".join(parts)
+        return parts
 
     def as_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}

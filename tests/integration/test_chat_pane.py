@@ -83,6 +83,13 @@ async def ask(app: LlmTuiApp, pilot: Pilot[int], question: str) -> None:
     await pilot.press("enter")
 
 
+def numbers(view: AnswerView) -> str:
+    """The answer's line of numbers under its text (it may wrap onto more rows)."""
+    rows = view.rows_text()
+    blank = len(rows) - rows[::-1].index("") if "" in rows else 0
+    return " · ".join(rows[blank:])
+
+
 def max_tokens(screen: ChatScreen, tokens: int) -> None:
     screen.change_settings(replace(screen.conversation.settings, max_tokens=tokens))
 
@@ -101,7 +108,7 @@ async def test_answer_stop_regenerate_and_read_back(
         await settle(app)
         (first,) = app.screen.query(AnswerView)
         assert first.text and first.message.status == "done"
-        assert first.rows_text()[-1].startswith("64 tokens · ")  # usage from the server
+        assert numbers(first).startswith("64 tokens · ")  # usage from the server
 
         # A long answer, stopped with Esc while it streams.
         screen = chat(app)
@@ -114,7 +121,7 @@ async def test_answer_stop_regenerate_and_read_back(
         await until(lambda: screen.turn is None, "the worker ended")
         await settle(app)
         assert second.message.status == "stopped"
-        assert second.rows_text()[-1].startswith("stopped — partial answer")
+        assert numbers(second).startswith("stopped — partial answer · ")
         stopped_text = second.text
 
         max_tokens(screen, 32)

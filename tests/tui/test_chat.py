@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.content import Content
 from textual.pilot import Pilot
 from textual.widgets import Input, OptionList, TextArea
 
@@ -19,7 +20,7 @@ from tui.__main__ import LlmTuiApp
 from tui.screens.chat import ChatScreen
 from tui.screens.chat_dialogs import ChatSettingsScreen, ConversationsScreen, CopyScreen
 from tui.widgets.chat_markdown import render_markdown
-from tui.widgets.chat_messages import AnswerView, SystemLine, UserMessage
+from tui.widgets.chat_messages import AnswerView, SystemLine, UserMessage, pack
 
 pytestmark = [pytest.mark.tui, pytest.mark.anyio]
 
@@ -30,6 +31,21 @@ ANSWER = "Hello from the **local** model."
 def up(engine: FakeEngine) -> FakeEngine:
     engine.statuses = running_stack()
     return engine
+
+
+def test_the_numbers_wrap_between_figures_never_inside_one() -> None:
+    parts = ["stopped — partial answer", "≈1,234 tokens", "123.4 tok/s", "first token 0.12 s"]
+    shown = [row.plain for row in pack([Content(part) for part in [*parts, "12.3 s"]], 40)]
+    assert shown == [
+        "stopped — partial answer · ≈1,234 tokens",
+        "123.4 tok/s · first token 0.12 s",
+        "12.3 s",
+    ]
+    assert [row.plain for row in pack([Content("a" * 14), Content("b")], 6)] == [
+        "aaaaaa",
+        "aaaaaa",
+        "aa · b",  # a part wider than the box wraps on its own; the next one follows it
+    ]
 
 
 @pytest.fixture
@@ -52,8 +68,10 @@ def rows(view: AnswerView) -> list[str]:
 
 
 def meta(view: AnswerView) -> str:
-    """The last row in the box: the numbers, or how the answer ended."""
-    return rows(view)[-1]
+    """The rows under the answer's text: how it ended and its numbers (they may wrap)."""
+    shown = rows(view)
+    blank = len(shown) - shown[::-1].index("") if "" in shown else 0
+    return " · ".join(shown[blank:])
 
 
 def field(app: LlmTuiApp) -> Input:

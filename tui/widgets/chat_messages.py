@@ -41,6 +41,28 @@ def stream_width(widget: Widget, width: int) -> int:
     return width
 
 
+SEPARATOR = Content.styled(" · ", "$text-muted")
+
+
+def pack(parts: list[Content], width: int) -> list[Content]:
+    """``parts`` joined by " · " in rows of ``width``, breaking only between them (a
+    figure such as "12.3 s" never loses its unit to the next row); a part wider than a
+    row is wrapped on its own."""
+    rows: list[Content] = []
+    row: Content | None = None
+    for part in parts:
+        if row is not None and row.cell_length + 3 + part.cell_length <= width:
+            row = row + SEPARATOR + part
+            continue
+        if row is not None:
+            rows.append(row)
+        *whole, row = part.wrap(width) or [part]
+        rows += whole
+    if row is not None:
+        rows.append(row)
+    return rows
+
+
 class UserMessage(Static):
     """What the user sent, as typed (never markup)."""
 
@@ -205,11 +227,10 @@ class AnswerView(Widget):
             style = "$text-error" if message.status == FAILED else "$text-warning"
             parts.append(Content.styled(status_note(message), style))
         if message.stats is not None:
-            parts.append(Content.styled(message.stats.line(), "$text-muted"))
+            parts += [Content.styled(part, "$text-muted") for part in message.stats.parts()]
         if not parts:
             return []
-        line = Content(" · ").join(parts)
-        return ([BLANK] if has_text else []) + line.wrap(width)
+        return ([BLANK] if has_text else []) + pack(parts, width)
 
     # --- drawing --------------------------------------------------------------------------
 
