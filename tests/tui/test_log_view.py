@@ -332,3 +332,34 @@ async def test_a_take_written_in_pieces_is_sized_and_scrolled_to_once(following:
         assert pane.lines[top + pane.scrollable_content_region.height - 1] == (
             "piece 2 line 39" if following else "line 18"
         )
+
+
+@pytest.mark.parametrize("held", [False, True])
+async def test_a_pane_scrolled_up_keeps_its_lines_in_view_as_older_ones_roll_out(
+    held: bool,
+) -> None:
+    """A full pane the user reads (not following) moves up with the lines that roll out
+    above it, written at once or in held pieces; at the top it stays at the top."""
+    app = Pane(max_lines=100)
+    async with app.run_test(size=(60, 10)):
+        pane = app.query_one(LogView)
+        pane.write_lines([f"line {n}" for n in range(100)])
+        await settle(app)
+        pane.scroll_to(y=40, animate=False, immediate=True)
+        await settle(app)
+
+        def write(lines: list[str]) -> None:
+            if not held:
+                pane.write_lines(lines, scroll_end=False)
+                return
+            with pane.drawing_held():
+                for start in range(0, len(lines), 10):
+                    pane.write_lines(lines[start : start + 10], scroll_end=False)
+
+        write([f"new {n}" for n in range(30)])
+        await settle(app)
+        assert pane.scroll_y == 10 and pane.lines[10] == "line 40"
+        assert pane.render_line(0).text.rstrip() == "line 40"
+        write([f"newer {n}" for n in range(30)])  # line 40 rolls out too
+        await settle(app)
+        assert pane.scroll_y == 0 and pane.render_line(0).text.rstrip() == "line 60"

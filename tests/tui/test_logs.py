@@ -20,6 +20,7 @@ from tests.tui.helpers import SIZE, go_to, notes, settle, text, until
 from tui.__main__ import LlmTuiApp, make_app
 from tui.screens.logs import MAX_LINES, TAKE_TURN, LogsScreen
 from tui.screens.logs_lines import BACKLOG, clock, is_probe
+from tui.widgets.log_view import LogView
 from tui.widgets.service_card import ServiceCard
 
 pytestmark = [pytest.mark.tui, pytest.mark.anyio]
@@ -179,13 +180,14 @@ async def test_search_highlights_and_n_moves_between_matches(
         assert "search “READY”: 6 lines match" in status(app)
         await pilot.press("enter")  # to the last match
         await calm(app)
-        assert screen.match_line == 50 and "line 51, 6 lines match" in status(app)
+        assert screen.match_line == 50 and "“READY”: match 6 of 6 (n/N)" in status(app)
         await pilot.press("N")
         await calm(app)
-        assert screen.match_line == 40
+        assert screen.match_line == 40 and "match 5 of 6" in status(app)
         await pilot.press("n", "n")
         await calm(app)
         assert screen.match_line == 0  # past the last: around to the first
+        assert "match 1 of 6" in status(app)
         log = screen.log_view
         assert log.scroll_y <= 0 + log.size.height  # the match is on screen
         rendered = log.render_line(0 - int(log.scroll_y))
@@ -331,6 +333,51 @@ async def test_the_hidden_probes_count_those_still_kept_and_clearing_forgets_the
         await pilot.press("c")
         await calm(app)
         assert "hidden" not in status(app)
+        await go_to(app, pilot, "dashboard")
+
+
+def highlighted(log: LogView) -> list[str]:
+    """The lines on screen drawn as the current match."""
+    current = log.get_component_rich_style("log-view--current").bgcolor
+    shown = []
+    for y in range(log.size.height):
+        strip = log.render_line(y)
+        if any(seg.style and seg.style.bgcolor == current for seg in strip):
+            shown.append(strip.text.strip())
+    return shown
+
+
+async def test_the_search_counts_and_its_current_match_follow_a_rolling_buffer(
+    home: Path, engine: FakeEngine, logs: FakeLogs
+) -> None:
+    write_env(home, LOG_BUFFER_LINES="100")
+    engine.statuses = running_stack()
+    many = [LogLine(f"line {n} {'ready' if n % 10 == 0 else 'busy'}", "") for n in range(100)]
+    logs.batches = {"inference": [many]}
+    services = fake_services(FROZEN_CHECKS, engine=engine, logs=logs)
+    app = make_app(load_settings(home / ".env"), services)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_logs(app, pilot, 100)
+        await pilot.press("slash", *"ready", "enter", "N", "N")  # line 70: the 8th of 10
+        await calm(app)
+        log = screen.log_view
+        assert log.lines[screen.match_line] == "line 70 ready"
+        assert "match 8 of 10" in status(app)
+
+        screen.add_lines([f"later {n} {'ready' if n == 5 else 'busy'}" for n in range(25)])
+        await calm(app)  # lines 0-24 rolled out, 3 matches with them; one new match
+        assert log.lines[screen.match_line] == "line 70 ready"
+        assert "match 5 of 8" in status(app)
+        assert highlighted(log) == ["line 70 ready"]
+        await pilot.press("n", "n", "n")  # 80, 90, then the new one
+        await calm(app)
+        assert log.lines[screen.match_line] == "later 5 ready"
+        assert "match 8 of 8" in status(app)
+        assert highlighted(log) == ["later 5 ready"]  # drawn afresh: no cached line
+
+        screen.add_lines(["busy"] * 99)  # everything before the last line rolls out
+        await calm(app)
+        assert screen.match_line == -1 and "“ready”: 0 lines match" in status(app)
         await go_to(app, pilot, "dashboard")
 
 

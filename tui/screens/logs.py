@@ -184,7 +184,7 @@ class LogsScreen(LogsFind):
         self.lines = deque(maxlen=limit)
         self._stamps = deque(maxlen=limit)
         self.dropped = self.held = self.probes_hidden = 0
-        self.match_line, self.match_count = -1, 0
+        self.reset_matches()
         log = self.log_view
         log.max_lines = limit
         log.clear()

@@ -74,8 +74,7 @@ class LogsFind(ModeScreen):
         super().__init__()
         self.filter = Pattern()
         self.search = Pattern()
-        self.match_line = -1
-        self.match_count = 0
+        self.reset_matches()
         self.show_probes = False  # the gateway's health probes (logs_lines.PROBE)
         self.probes_hidden = 0  # of the lines written since the pane was last filled
 
@@ -83,11 +82,43 @@ class LogsFind(ModeScreen):
     def log_view(self) -> LogView:
         return self.query_one(LogView)
 
-    def write(self, lines: Iterable[str]) -> None:
+    def reset_matches(self) -> None:
+        self.match_number = -1  # the line n/N moved to, counted from the pane's start
+        self.match_rank = 0  # which match it is (1: the first in the pane)
+        self.match_count = 0  # lines in the pane that the search matches
+
+    @property
+    def match_line(self) -> int:
+        """The index in the pane of the line n/N moved to; -1 if none (or it rolled out)."""
+        return self.match_number - self.log_view.pruned if self.match_number >= 0 else -1
+
+    def write(self, lines: Iterable[str], *, count: bool = True) -> None:
         shown, probes = self.shown_of(lines)
         self.probes_hidden += probes
         if shown:
+            if count:
+                self.count_matches(shown)
             self.log_view.write_lines(shown)
+
+    def count_matches(self, new: list[str]) -> None:
+        """Keep the search's count true as ``new`` lines join the pane and the oldest make
+        room for them (the current match among them is gone, and the rank moves up)."""
+        pattern = self.compiled(self.search)
+        if pattern is None:
+            return
+        log = self.log_view
+        limit = log.max_lines
+        if limit is not None:
+            new = new[-limit:]
+            leaving = min(len(log.lines) + len(new) - limit, len(log.lines))
+            if leaving > 0:
+                gone = sum(1 for line in islice(log.lines, leaving) if pattern.search(line))
+                self.match_count -= gone
+                if 0 <= self.match_line < leaving:
+                    self.match_number, self.match_rank = -1, 0
+                elif self.match_number >= 0:
+                    self.match_rank -= gone
+        self.match_count += sum(1 for line in new if pattern.search(line))
 
     def shown_of(self, lines: Iterable[str]) -> tuple[list[str], int]:
         """The lines the pane shows (health probes left out unless asked for, then the
@@ -189,8 +220,8 @@ class LogsFind(ModeScreen):
     def apply_search(self) -> None:
         pattern = self.compiled(self.search)
         lines = self.log_view.lines
+        self.reset_matches()
         self.match_count = sum(1 for line in lines if pattern.search(line)) if pattern else 0
-        self.match_line = -1
         self.log_view.set_search(pattern, -1)
         self.show_status()
 
@@ -213,7 +244,7 @@ class LogsFind(ModeScreen):
         log = self.log_view
         log.clear()
         self.probes_hidden = 0
-        self.write(self.lines)
+        self.write(self.lines, count=False)  # apply_search counts them all
         log.scroll_end(animate=False)
         self.apply_search()
 
@@ -242,8 +273,9 @@ class LogsFind(ModeScreen):
         if found is None:
             self.notify(f"No line matches {self.search.describe()}.", markup=False)
             return
-        self.match_line = found
-        log.set_search(pattern, found)
+        self.match_number = found + log.pruned
+        self.match_rank = sum(1 for line in islice(lines, found + 1) if pattern.search(line))
+        log.set_search(pattern, self.match_number)
         log.scroll_to(y=max(0, found - log.size.height // 2), animate=False)
         self.show_status()
 
@@ -358,11 +390,12 @@ class LogsFind(ModeScreen):
             if self.compiled(self.search) is None:
                 parts.append(f"search {self.search.describe()}: not a valid regex")
             else:
-                where = f"line {self.match_line + 1:,}, " if self.match_line >= 0 else ""
-                plural = "line matches" if self.match_count == 1 else "lines match"
-                parts.append(
-                    f"search {self.search.describe()}: {where}{self.match_count:,} {plural}"
-                )
+                if self.match_number >= 0:
+                    found = f"match {self.match_rank:,} of {self.match_count:,} (n/N)"
+                else:
+                    plural = "line matches" if self.match_count == 1 else "lines match"
+                    found = f"{self.match_count:,} {plural}"
+                parts.append(f"search {self.search.describe()}: {found}")
         status = self.query_one("#logs-status", Static)
         text = "  ·  ".join(parts)
         if text != self._status_text:  # one line of fixed height: no layout to redo

@@ -76,8 +76,8 @@ class LineStyles(Highlighter):
     def __init__(self) -> None:
         self.styles: dict[str, Style] = {}
         self.search: re.Pattern[str] | None = None
-        self.current = -1  # the line index of the match n/N moved to
-        self.line_index = -1  # set by the view before each line is drawn
+        self.current = -1  # the number (see `LogView.pruned`) of the line n/N moved to
+        self.line_index = -1  # the number of the line drawn next, set by the view
 
     def highlight(self, text: Text) -> None:
         plain = text.plain
@@ -173,6 +173,7 @@ class LogView(Log):
         self._draw_pending = False  # `_draw_now` is on its way
         self.hold_drawing = False  # more lines come on the loop's next turns: draw then
         self._held_follow: bool | None = None  # a held write's: follow to the end after
+        self._held_moved = 0  # lines rolled out over the pane by held writes
 
     def on_mount(self) -> None:
         self._load_styles()
@@ -209,6 +210,7 @@ class LogView(Log):
             return self
         if self.max_lines is not None and len(new_lines) > self.max_lines:
             new_lines = new_lines[-self.max_lines :]
+        pruned = self._pruned
         self._lines.extend(new_lines)
         if self.max_lines is not None and len(self._lines) > self.max_lines:
             self._prune_max_lines()
@@ -220,19 +222,27 @@ class LogView(Log):
         follow = auto_scroll and at_end
         if self.hold_drawing:  # sized and scrolled once, when the take's last piece is in
             self._held_follow = follow if self._held_follow is None else self._held_follow
+            self._held_moved += self._pruned - pruned
             return self
-        self._size_and_follow(follow)
+        self._size_and_follow(follow, self._pruned - pruned)
         self.draw_soon()
         return self
 
-    def _size_and_follow(self, follow: bool) -> None:
+    def _size_and_follow(self, follow: bool, moved: int) -> None:
         """The pane's new size, then its last line if it follows. No drawn line is kept for
         the new lines' places (pruning moved the kept ones up with their lines), so nothing to
         forget line by line; what shows is drawn again (`draw_soon`), since a full pane that
-        follows does not scroll: its lines move up under it."""
+        follows does not scroll: its lines move up under it.
+
+        A pane that does not follow (scrolled up, paused, on a match) moves up with the
+        ``moved`` lines that rolled out over it: what the user reads stays where it is."""
         self._grow(Size(self._width, len(self._lines)))
-        if follow and not self.is_vertical_scrollbar_grabbed:
+        if self.is_vertical_scrollbar_grabbed:
+            return
+        if follow:
             self.scroll_end(animate=False, immediate=True, x_axis=False)
+        elif moved and self.scroll_y > 0:
+            self.scroll_to(y=max(0, self.scroll_y - moved), animate=False, immediate=True)
 
     @contextmanager
     def drawing_held(self) -> Iterator[None]:
@@ -240,14 +250,14 @@ class LogView(Log):
         written in pieces): each piece would otherwise move the scroll bar and the view, and
         a frame between two pieces would draw the whole pane and its bar for nothing."""
         self.hold_drawing = True
-        self._held_follow = None
+        self._held_follow, self._held_moved = None, 0
         try:
             yield
         finally:
             self.hold_drawing = False
             if self._held_follow is not None:
-                self._size_and_follow(self._held_follow)
-                self._held_follow = None
+                self._size_and_follow(self._held_follow, self._held_moved)
+                self._held_follow, self._held_moved = None, 0
             self.draw_soon()
 
     def draw_soon(self) -> None:
@@ -424,13 +434,20 @@ class LogView(Log):
             cached = self._render_line_cache.get(y)
             if cached is not None:
                 return cached
-        self.line_styles.line_index = y
+        self.line_styles.line_index = y + self._pruned
         strip = super()._render_line_strip(y, rich_style)
         if self.text_selection is None:
             self._render_line_cache[y] = strip
         return strip
 
+    @property
+    def pruned(self) -> int:
+        """Lines dropped from the top since the pane began: the line at index ``i`` is
+        number ``i + pruned``, which stays its number while older lines roll out."""
+        return self._pruned
+
     def set_search(self, pattern: re.Pattern[str] | None, current: int = -1) -> None:
+        """Highlight ``pattern``'s matches, and line number ``current`` (see `pruned`)."""
         self.line_styles.search = pattern
         self.line_styles.current = current
         self._render_line_cache.clear()
