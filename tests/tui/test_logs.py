@@ -214,6 +214,13 @@ async def test_pause_holds_the_pane_and_scrolling_up_stops_following(
         await calm(app)
         assert len(log_lines(app)) == 3
         assert "paused · 40 new (p resumes)" in status(app)
+        await pilot.press("H", "ampersand", "l", "enter")  # the pane refilled: still held
+        await calm(app)
+        assert len(log_lines(app)) == 3 and "filter “l”: 3 shown" in status(app)
+        assert "40 new" in status(app)
+        await pilot.press("escape", "H")
+        await calm(app)
+        assert len(log_lines(app)) == 3
         await pilot.press("p")
         await calm(app)
         assert len(log_lines(app)) == 43 and log_lines(app)[-1] == "later 39"

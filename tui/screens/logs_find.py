@@ -241,10 +241,13 @@ class LogsFind(ModeScreen):
         self.refilter()
 
     def refilter(self) -> None:
+        """Fill the pane again from the buffer (the filter or the probes' switch changed);
+        paused, without the lines held since (they come with `p`)."""
         log = self.log_view
         log.clear()
         self.probes_hidden = 0
-        self.write(self.lines, count=False)  # apply_search counts them all
+        kept = len(self.lines) - self.held if self.paused else len(self.lines)
+        self.write(islice(self.lines, max(kept, 0)), count=False)  # apply_search counts
         log.scroll_end(animate=False)
         self.apply_search()
 
