@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from textual.message import Message
 from textual.widgets import Button, OptionList, Static, TabbedContent
 
 from stack.gpu import GpuSample
@@ -14,7 +16,7 @@ from tests.support.gguf_factory import write_tiny_model
 from tests.support.net import free_port
 from tests.tui.conftest import FROZEN_CHECKS, write_env
 from tests.tui.fakes import FakeEngine, fake_services, running_stack
-from tests.tui.helpers import SIZE, go_to, notes, settle, text, until
+from tests.tui.helpers import DEADLINE_S, SIZE, go_to, notes, settle, text, until
 from tui.__main__ import LlmTuiApp, make_app
 from tui.screens.models import ModelTable
 from tui.screens.tune import TuneScreen
@@ -95,6 +97,36 @@ async def test_tuning_a_running_stack_recreates_inference_in_a_worker(
         assert engine.given_settings is not None and engine.given_settings.parallel == 1
         assert notes(app)[-1][1].startswith("Tuned and applied: inference was recreated")
         assert app.stack_operation is None
+
+
+async def test_the_slot_is_given_back_when_the_dialog_goes_before_its_worker_ends(
+    tuned_app: LlmTuiApp, engine: FakeEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The result closes the dialog; a closed dialog never hears its worker end. Held here
+    until the dialog has gone, the worker ends last, as a busy machine can make it do."""
+    gone = threading.Event()
+    post = TuneScreen.post_message
+
+    def posting(self: TuneScreen, message: Message) -> bool:
+        posted = post(self, message)
+        if isinstance(message, TuneScreen.Applied):
+            gone.wait(DEADLINE_S)  # on the worker's thread
+        return posted
+
+    monkeypatch.setattr(TuneScreen, "post_message", posting)
+    engine.statuses = running_stack()
+    app = tuned_app
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app)
+        await open_tune(app, pilot)
+        await pilot.press("y")
+        try:
+            await until(lambda: not isinstance(app.screen, TuneScreen), "the dialog closed")
+            assert app.stack_operation is None  # given back with the result
+        finally:
+            gone.set()
+        await settle(app)
+        assert app.stack_operation is None and engine.calls == [("up",)]
 
 
 async def test_nothing_to_change_leaves_apply_off(home: Path, engine: FakeEngine) -> None:
