@@ -256,7 +256,7 @@ async def test_s_saves_the_shown_lines_to_a_file(
         assert saved.read_text() == "10:00:01  srv llama_server: listening on http://0.0.0.0:8080\n"
         assert oct(saved.stat().st_mode & 0o777) == "0o600"
         (_, message), *_ = [n for n in notes(app) if n[0] == "Logs saved"]
-        assert message == f"1 lines matching “listening” saved to {saved}"
+        assert message == f"1 line matching “listening” saved to {saved}"
         await go_to(app, pilot, "dashboard")
 
 

@@ -331,7 +331,8 @@ class LogsFind(ModeScreen):
     def on_logs_find_saved(self, message: Saved) -> None:
         what = f" matching {self.filter.describe()}" if self.filter.text else ""
         self.notify(
-            f"{message.count:,} lines{what} saved to {message.path}",
+            f"{message.count:,} line{'s' if message.count != 1 else ''}{what} saved to "
+            f"{message.path}",
             title="Logs saved",
             markup=False,
         )
