@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 from textual.command import CommandList
+from textual.content import Content
 from textual.widgets import Button, OptionList, Static
 
 from stack.doctor import Check, Status
@@ -58,6 +59,11 @@ def panel(app: LlmTuiApp) -> str:
     return text(app.screen.query_one(OperationPanel))
 
 
+def edge(app: LlmTuiApp) -> str:
+    """The stack panel's lower edge: how the last operation went."""
+    return Content.from_markup(app.screen.query_one("#stack-panel").border_subtitle or "").plain
+
+
 async def test_u_starts_the_stack_with_progress_then_success(
     app: LlmTuiApp, engine: FakeEngine
 ) -> None:
@@ -78,8 +84,12 @@ async def test_u_starts_the_stack_with_progress_then_success(
         await settle(app)  # the operation, then the poll it asks for
         assert engine.calls == [("up",)]
         assert app.stack_operation is None
-        assert "✓ Stack up: 2 started, 0 unchanged" in panel(app)
         assert any(t == "Stack started" and "2 started" in m for t, m in notes(app))
+        # The notice says it: the panel gives its rows back, the stack panel's edge keeps it.
+        assert not app.screen.query_one(OperationPanel).display
+        assert edge(app).startswith(
+            "✓ Stack up: 2 started, 0 unchanged  ("
+        ) and "gateway" not in edge(app)
         assert "running · healthy" in card_text(app, "inference")
         assert cards(app)["inference"].has_class("-ok")
         assert "2 of 2 running" in str(app.screen.query_one("#stack-panel").border_title)
@@ -102,6 +112,7 @@ async def test_an_engine_error_is_a_notification_with_the_fix(
             "no model chosen (CHAT_MODEL is empty)\nFix: pick one in the Models screen"
         )
         assert "✗ no model chosen" in panel(app)
+        assert app.screen.query_one(OperationPanel).display  # a failure stays
         assert app.stack_operation is None
 
 
@@ -150,7 +161,7 @@ async def test_d_asks_first_and_then_stops(app: LlmTuiApp, engine: FakeEngine) -
         await pilot.press("y")
         await settle(app)
         assert engine.calls == [("down",)]
-        assert "✓ Stack stopped: removed llm-tui-inference, llm-tui-api-gateway" in panel(app)
+        assert "✓ Stack stopped: removed llm-tui-inference, llm-tui-api-gateway" in edge(app)
         assert "not created" in card_text(app, "api-gateway")
 
 

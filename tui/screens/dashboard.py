@@ -31,7 +31,7 @@ from tui.screens.dialogs import ConfirmScreen, PickServiceScreen
 from tui.services import Progress, StackEngine
 from tui.widgets.checklist import Checklist
 from tui.widgets.gpu_panel import GpuPanel
-from tui.widgets.operation_panel import OperationPanel, line_key
+from tui.widgets.operation_panel import OperationPanel, line_key, outcome_line
 from tui.widgets.service_card import ServiceCard
 from tui.widgets.stack_panel import StackPanel
 
@@ -252,6 +252,7 @@ class DashboardScreen(ModeScreen):
         self._operation = operation
         self._progress.take()
         self.query_one(OperationPanel).start(operation.running)
+        self.query_one(StackPanel).border_subtitle = None
         self.operate(self.llm_app.engine, operation, self.llm_app.cancel_token())
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="stack-op")
@@ -269,8 +270,14 @@ class DashboardScreen(ModeScreen):
             and engine.settings.env_file == self.settings.env_file
         ):
             self.llm_app.update_settings(engine.settings)  # e.g. `up` wrote a missing key
-        self.query_one(OperationPanel).add(self._progress.take())
-        self.query_one(OperationPanel).finish(True, message.summary)
+        panel = self.query_one(OperationPanel)
+        panel.add(self._progress.take())
+        panel.finish(True, message.summary)
+        # The notice says it all; the outcome stays on the stack panel's edge, in no row of
+        # its own: at 80x24 the panel's rows are the GPU charts'.
+        panel.display = False
+        short = outcome_line(True, message.summary.split(";")[0], panel.elapsed_s)
+        self.query_one(StackPanel).border_subtitle = short
         self.notify(message.summary, title=message.operation.done, markup=False)
 
     def _operation_failed(self, worker: Worker[None]) -> None:

@@ -15,6 +15,14 @@ from textual.widgets import Static
 SHOWN_LINES = 6
 
 
+def outcome_line(ok: bool, text: str, elapsed_s: float) -> Content:
+    """``✓ Stack up: 2 started  (8.3 s)``: how an operation ended, in one line."""
+    symbol, colour = ("✓", "$text-success") if ok else ("✗", "$text-error")
+    return Content.assemble(
+        (f"{symbol} ", f"bold {colour}"), text, (f"  ({elapsed_s:.1f} s)", "$text-muted")
+    )
+
+
 def line_key(line: str) -> str:
     """What a progress line is about: its first two words (``image: layer``, ``starting X``)."""
     return " ".join(line.split(" ", 2)[:2])
@@ -31,6 +39,7 @@ class OperationPanel(Static):
         self.outcome: Content | None = None
         self.running = False
         self._started = 0.0
+        self.elapsed_s = 0.0  # how long the last operation took
         self._ticker: Timer | None = None
 
     def start(self, title: str) -> None:
@@ -56,11 +65,8 @@ class OperationPanel(Static):
         self.running = False
         if self._ticker is not None:
             self._ticker.pause()
-        symbol, colour = ("✓", "$text-success") if ok else ("✗", "$text-error")
-        elapsed = time.monotonic() - self._started
-        self.outcome = Content.assemble(
-            (f"{symbol} ", f"bold {colour}"), text, (f"  ({elapsed:.1f} s)", "$text-muted")
-        )
+        self.elapsed_s = time.monotonic() - self._started
+        self.outcome = outcome_line(ok, text, self.elapsed_s)
         self.set_classes("-ok" if ok else "-failed")
         if ok:
             self.lines = {}  # the outcome says it all; failures keep their last steps
