@@ -1,4 +1,5 @@
-"""Numbers with units, written the same way by the CLI, the TUI and every message."""
+"""Numbers with units (and GPU names), written the same way by the CLI, the TUI and every
+message."""
 
 from __future__ import annotations
 
@@ -20,3 +21,13 @@ def format_size(size: int | float) -> str:
             digits = 2 if round(value, 2) < 10 else 1 if round(value, 1) < 100 else 0
             return f"{value:.{digits}f} {unit}"
     return f"{int(size)} B"
+
+
+VENDOR_WORDS = ("NVIDIA ", "GeForce ")
+
+
+def short_gpu_name(name: str) -> str:
+    """``NVIDIA GeForce RTX 4050 Laptop GPU`` → ``RTX 4050 Laptop GPU``: room for numbers."""
+    for word in VENDOR_WORDS:
+        name = name.replace(word, "")
+    return name.strip() or "GPU"

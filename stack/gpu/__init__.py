@@ -47,7 +47,7 @@ class FreeVram:
     """What a fit is measured against: GPU 0's free memory, or why there is no reading."""
 
     free: int | None  # bytes; None when no GPU could be read
-    note: str  # "5.62 GiB free on NVIDIA …", or why there is no reading
+    note: str  # "5.62 GiB free on RTX 4050 Laptop GPU", or why there is no reading
     gpu_name: str = ""
 
 
@@ -57,7 +57,7 @@ def read_free_vram(read: Callable[[], list[GpuSample]] = read_gpus) -> FreeVram:
     The one reader the CLI and the TUI share, so both show the same number; ``read`` is
     `read_gpus` unless a caller (the TUI's injected services, a test) passes its own.
     """
-    from stack.units import format_size
+    from stack.units import format_size, short_gpu_name
 
     try:
         gpus = read()
@@ -68,5 +68,7 @@ def read_free_vram(read: Callable[[], list[GpuSample]] = read_gpus) -> FreeVram:
         return FreeVram(None, "no GPU: fit unknown")
     first = usable[0]
     return FreeVram(
-        first.memory_free, f"{format_size(first.memory_free)} free on {first.name}", first.name
+        first.memory_free,
+        f"{format_size(first.memory_free)} free on {short_gpu_name(first.name)}",
+        first.name,
     )

@@ -56,7 +56,7 @@ async def test_t_proposes_for_the_use_and_y_writes_it(
     async with app.run_test(size=SIZE) as pilot:
         await settle(app)
         dialog = await open_tune(app, pilot)
-        assert "Free VRAM: 8.00 GiB free on NVIDIA GeForce RTX 4060" in text(
+        assert "Free VRAM: 8.00 GiB free on RTX 4060" in text(
             dialog.query_one("#tune-free", Static)
         )
         # agent first: one slot, the model's whole 16k.

@@ -11,13 +11,12 @@ from typing import TYPE_CHECKING
 
 from textual.content import Content
 
-from stack.units import format_size
+from stack.units import format_size, short_gpu_name
 
 if TYPE_CHECKING:
     from stack.gpu import ContainerUsage, GpuSample, Throughput
 
 BAR_WIDTH = 8
-VENDOR_WORDS = ("NVIDIA ", "GeForce ")
 GIB = 2**30
 NO_GPU = "NVML found no GPU (check `nvidia-smi`)"
 
@@ -34,15 +33,8 @@ def bar(fraction: float, width: int = BAR_WIDTH) -> Content:
     return Content.assemble((text, colour), ("·" * (width - len(text)), "$text-muted"))
 
 
-def short_name(name: str) -> str:
-    """``NVIDIA GeForce RTX 4050 Laptop GPU`` → ``RTX 4050 Laptop GPU``: room for numbers."""
-    for word in VENDOR_WORDS:
-        name = name.replace(word, "")
-    return name.strip() or "GPU"
-
-
 def gpu_title(sample: GpuSample) -> Content:
-    return Content.assemble((f"GPU {sample.index}", "bold"), " ", short_name(sample.name))
+    return Content.assemble((f"GPU {sample.index}", "bold"), " ", short_gpu_name(sample.name))
 
 
 def na(what: str) -> tuple[str, str]:
@@ -75,7 +67,7 @@ def gpu_line(sample: GpuSample) -> Content:
 
 
 def lost_text(sample: GpuSample) -> Content:
-    name = f" ({short_name(sample.name)})" if sample.name else ""
+    name = f" ({short_gpu_name(sample.name)})" if sample.name else ""
     return Content.assemble(
         (f"GPU {sample.index}{name} is lost", "bold $text-error"),
         (
