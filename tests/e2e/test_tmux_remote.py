@@ -80,7 +80,7 @@ def test_dashboard_drives_the_remote_host(tmux: Tmux, stack: RemoteStack) -> Non
 
     # beta comes from the Hugging Face screen: the helper downloads it on the host.
     tmux.send("h")
-    tmux.wait_for("Search Hugging Face for GGUF models")
+    tmux.wait_for("Search GGUF models (Enter")
     tmux.send("beta", "Enter")
     tmux.wait_for("org/beta-GGUF")
     tmux.send("Enter")

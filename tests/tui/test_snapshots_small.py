@@ -18,6 +18,7 @@ from textual.widgets import Input, Log
 
 from stack.engine.logs import LogLine
 from stack.gpu import GpuProcess, GpuReading, GpuSample, GpuSampler, ServiceTarget
+from tests.support.fakehub import FakeHub
 from tests.support.gguf_factory import write_tiny_model
 from tests.tui.conftest import FROZEN_CHECKS
 from tests.tui.fakes import (
@@ -47,9 +48,11 @@ from tui.screens.chat import ChatScreen
 from tui.screens.connect import ConnectScreen
 from tui.screens.edit_setting import EditSettingScreen
 from tui.screens.gpu import GpuScreen
+from tui.screens.hub import HubScreen
 from tui.screens.logs import LogsScreen
 from tui.screens.settings import SettingsTable
 from tui.widgets.gpu_chart import STEP_FRACTION, WINDOW_S
+from tui.widgets.hub_tables import QuantsTable
 
 pytestmark = pytest.mark.tui
 
@@ -266,6 +269,43 @@ def test_models_small(snap_compare: SnapCompare, home: Path) -> None:
     write_tiny_model(home / "models" / "tiny-code-Q8_0.gguf", name="tiny-code", file_type=7)
     app = snapshot_app(home, fake_services(FROZEN_CHECKS), CHAT_MODEL="tiny-chat-F16.gguf")
     small(snap_compare, app, shows("2", ready=models_ready(2), what="two rows"))
+
+
+def hub_ready(app: LlmTuiApp) -> bool:
+    screen = app.screen
+    if not isinstance(screen, HubScreen) or not screen.query(QuantsTable):
+        return False
+    quants = screen.query_one(QuantsTable)
+    return quants.row_count == 3 and app.focused is quants
+
+
+def test_hub_small_quants_and_fit(snap_compare: SnapCompare, home: Path) -> None:
+    """A search's repos, then one repo's quants with their size and fit, at 80x24."""
+    source = home / "source"
+    tiny = write_tiny_model(source / "tiny.gguf", name="tiny-chat", seed=1).read_bytes()
+    code = write_tiny_model(source / "q8.gguf", name="tiny-chat", file_type=7).read_bytes()
+    with FakeHub() as hub:
+        files = {"Tiny-Chat-F16.gguf": tiny, "Tiny-Chat-Q8_0.gguf": code, "README.md": b"#"}
+        hub.add_repo(
+            "acme/Tiny-Chat-GGUF",
+            {**files, "Tiny-Chat-F16-copy.gguf": tiny},
+            downloads=12_345,
+            likes=67,
+        )
+        hub.add_repo("acme/Other-GGUF", {"Other-Q8_0.gguf": code}, downloads=89)
+        services = fake_services(FROZEN_CHECKS, gpus=lambda: [GPU])
+        app = snapshot_app(home, services, HF_ENDPOINT=hub.url, HF_TRUST_ENDPOINT="true")
+
+        async def open_repo(pilot: Pilot[int]) -> None:
+            await pilot.press(*"tiny", "enter")
+            await settle(pilot.app)
+            await pilot.press("enter")  # the first repo's quants
+
+        small(
+            snap_compare,
+            app,
+            shows("2", "h", then=open_repo, ready=hub_ready, what="the quants, with fit"),
+        )
 
 
 def test_chat_small(snap_compare: SnapCompare, home: Path) -> None:

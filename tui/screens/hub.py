@@ -131,7 +131,7 @@ class HubScreen(ModeScreen):
         with Vertical(id="hub"):
             with Horizontal(id="hub-search-row"):
                 yield Input(
-                    placeholder="Search Hugging Face for GGUF models (Enter; empty: most popular)",
+                    placeholder="Search GGUF models (Enter; empty: most popular)",
                     id="hub-query",
                     compact=True,
                 )
