@@ -22,7 +22,7 @@ from tests.support.litellm_proxy import LiteLLMProxy, litellm_executable
 from tests.support.llama_server import LlamaServer, llama_server_binary
 from tests.support.tiers import unavailable
 from tests.tui.fakes import FakeEngine, running_stack
-from tests.tui.helpers import settle, until
+from tests.tui.helpers import answer_meta, settle, until
 from tui.__main__ import LlmTuiApp, make_app
 from tui.screens.chat import ChatScreen
 from tui.services import Services
@@ -83,13 +83,6 @@ async def ask(app: LlmTuiApp, pilot: Pilot[int], question: str) -> None:
     await pilot.press("enter")
 
 
-def numbers(view: AnswerView) -> str:
-    """The answer's line of numbers under its text (it may wrap onto more rows)."""
-    rows = view.rows_text()
-    blank = len(rows) - rows[::-1].index("") if "" in rows else 0
-    return " · ".join(rows[blank:])
-
-
 def max_tokens(screen: ChatScreen, tokens: int) -> None:
     screen.change_settings(replace(screen.conversation.settings, max_tokens=tokens))
 
@@ -108,7 +101,7 @@ async def test_answer_stop_regenerate_and_read_back(
         await settle(app)
         (first,) = app.screen.query(AnswerView)
         assert first.text and first.message.status == "done"
-        assert numbers(first).startswith("64 tokens · ")  # usage from the server
+        assert answer_meta(first).startswith("64 tokens · ")  # usage from the server
 
         # A long answer, stopped with Esc while it streams.
         screen = chat(app)
@@ -121,7 +114,7 @@ async def test_answer_stop_regenerate_and_read_back(
         await until(lambda: screen.turn is None, "the worker ended")
         await settle(app)
         assert second.message.status == "stopped"
-        assert numbers(second).startswith("stopped — partial answer · ")
+        assert answer_meta(second).startswith("stopped — partial answer · ")
         stopped_text = second.text
 
         max_tokens(screen, 32)

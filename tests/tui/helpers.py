@@ -32,6 +32,7 @@ from textual.widgets import Static
 
 from tui.__main__ import LlmTuiApp
 from tui.commands import MODES
+from tui.widgets.chat_messages import AnswerView
 
 SIZE = (100, 32)
 DEADLINE_S = 60.0
@@ -54,6 +55,14 @@ def text(widget: Static) -> str:
 
 def screen_text(app: LlmTuiApp) -> str:
     return "\n".join(text(static) for static in app.screen.query(Static))
+
+
+def answer_meta(view: AnswerView) -> str:
+    """The rows under an answer's text, joined: how it ended and its numbers (they wrap
+    between figures onto more rows at a narrow width)."""
+    shown = view.rows_text()
+    blank = len(shown) - shown[::-1].index("") if "" in shown else 0
+    return " · ".join(shown[blank:])
 
 
 # --- settling ---------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from stack.chat import ChatError, ContextOverflow, KeyRefused
 from stack.chat.conversation import ChatSettings, Message
 from stack.chat.store import ConversationStore, answer_record, end_record, user_record
 from tests.tui.fakes import FakeChat, FakeEngine, running_stack
-from tests.tui.helpers import DEADLINE_S, SIZE, go_to, settle, text, until
+from tests.tui.helpers import DEADLINE_S, SIZE, answer_meta, go_to, settle, text, until
 from tui.__main__ import LlmTuiApp
 from tui.screens.chat import ChatScreen
 from tui.screens.chat_dialogs import ChatSettingsScreen, ConversationsScreen, CopyScreen
@@ -67,13 +67,6 @@ def rows(view: AnswerView) -> list[str]:
     return view.rows_text()
 
 
-def meta(view: AnswerView) -> str:
-    """The rows under the answer's text: how it ended and its numbers (they may wrap)."""
-    shown = rows(view)
-    blank = len(shown) - shown[::-1].index("") if "" in shown else 0
-    return " · ".join(shown[blank:])
-
-
 def field(app: LlmTuiApp) -> Input:
     return app.screen.query_one("#chat-input", Input)
 
@@ -109,7 +102,7 @@ async def test_an_answer_streams_in_is_saved_and_the_conversation_grows(
         assert view.title == "local-chat"
         assert rows(view)[0] == "Hello from the local model."  # Markdown, drawn
         # The frozen clock's numbers: 5 chunks, 0.25 s apart.
-        assert meta(view) == "≈5 tokens · 4.0 tok/s · first token 0.25 s · 1.8 s"
+        assert answer_meta(view) == "≈5 tokens · 4.0 tok/s · first token 0.25 s · 1.8 s"
         (request,) = chat.requests
         assert request["base_url"] == "http://127.0.0.1:8000/v1"
         assert request["key"] == app.settings.litellm_master_key
@@ -149,7 +142,7 @@ async def test_usage_from_the_gateway_gives_exact_tokens(
         await open_chat(app, pilot)
         await send(app, pilot, "count")
         await settle(app)
-        line = meta(answers(app)[0])
+        line = answer_meta(answers(app)[0])
         assert line.startswith("9 tokens · ")
         assert line.endswith(" · prompt 31")
 
@@ -187,7 +180,7 @@ async def test_escape_stops_the_answer_and_keeps_what_came(
         assert chat.cancelled.is_set()
         (view,) = answers(app)
         assert view.text == "Hello from"
-        assert meta(view).startswith("stopped — partial answer · ≈2 tokens")
+        assert answer_meta(view).startswith("stopped — partial answer · ≈2 tokens")
         screen = chat_screen(app)
         assert screen.turn is None and field(app).value == ""
         assert [m.status for m in screen.conversation.messages] == ["done", "stopped"]
@@ -212,7 +205,7 @@ async def test_escape_before_the_first_token_gives_the_message_back(
         await send(app, pilot, "think hard")
         await until(lambda: bool(chat.requests), "the request went out")
         await settle(app, allow=("chat",))
-        assert meta(answers(app)[0]) == "waiting for the model…"
+        assert answer_meta(answers(app)[0]) == "waiting for the model…"
         await pilot.press("escape")
         await settle(app)
         assert answers(app) == [] and not app.screen.query(UserMessage)
@@ -454,7 +447,7 @@ async def test_the_newest_conversation_is_resumed_and_an_unfinished_answer_is_ma
         await open_chat(app, pilot)
         views = answers(app)
         assert [view.text for view in views] == ["answer 0", "answer 1"]
-        assert meta(views[1]) == "interrupted — llm-tui stopped mid-answer"
+        assert answer_meta(views[1]) == "interrupted — llm-tui stopped mid-answer"
         assert text(app.screen.query_one("#chat-heading")).startswith("question 0")
 
 

@@ -51,14 +51,17 @@ class Operation:
     job: Job
 
 
+GATEWAY_CLAUSE = "; the gateway is "  # ends an up's summary: the notice says it, not the edge
+
+
 def up_summary(result: UpResult, settings: Settings) -> str:
     started = len(result.created) + len(result.recreated)
-    if started == 0:
-        return f"The stack was already up to date; the gateway is {settings.gateway_url}"
-    return (
-        f"Stack up: {started} started, {len(result.kept)} unchanged; "
-        f"the gateway is {settings.gateway_url}"
+    head = (
+        f"Stack up: {started} started, {len(result.kept)} unchanged"
+        if started
+        else "The stack was already up to date"
     )
+    return f"{head}{GATEWAY_CLAUSE}{settings.gateway_url}"
 
 
 class DashboardScreen(ModeScreen):
@@ -276,7 +279,8 @@ class DashboardScreen(ModeScreen):
         # The notice says it all; the outcome stays on the stack panel's edge, in no row of
         # its own: at 80x24 the panel's rows are the GPU charts'.
         panel.display = False
-        short = outcome_line(True, message.summary.split(";")[0], panel.elapsed_s)
+        head = message.summary.partition(GATEWAY_CLAUSE)[0]  # the URL is on the panel
+        short = outcome_line(True, head, panel.elapsed_s)
         self.query_one(StackPanel).border_subtitle = short
         self.notify(message.summary, title=message.operation.done, markup=False)
 

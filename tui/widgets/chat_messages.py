@@ -51,7 +51,7 @@ def pack(parts: list[Content], width: int) -> list[Content]:
     rows: list[Content] = []
     row: Content | None = None
     for part in parts:
-        if row is not None and row.cell_length + 3 + part.cell_length <= width:
+        if row is not None and row.cell_length + SEPARATOR.cell_length + part.cell_length <= width:
             row = row + SEPARATOR + part
             continue
         if row is not None:
