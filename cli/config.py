@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from cli.output import EXIT_FAIL, EXIT_OK, EXIT_USAGE
@@ -119,6 +118,8 @@ def _config_list(settings: object, *, show_secrets: bool, as_json: bool) -> int:
             shown = value if show_secrets else mask(key, value)
             rows.append({"key": key, "value": shown, "default": False, "description": "(unknown)"})
     if as_json:
+        import json  # only for --json: not on the TUI's start-up path
+
         print(json.dumps(rows, indent=2))
         return EXIT_OK
     width = max(len(row["key"]) for row in rows)  # type: ignore[arg-type]

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -24,6 +23,8 @@ def doctor(args: argparse.Namespace) -> int:
 
     checks = run_checks(load_settings(args.env_file))
     if args.json:
+        import json  # only for --json: not on the TUI's start-up path
+
         print(json.dumps([check.as_dict() for check in checks], indent=2))
     else:
         for check in checks:
@@ -98,6 +99,8 @@ def status(args: argparse.Namespace) -> int:
     finally:
         engine.close()  # over SSH: the one connection its reads went through
     if args.json:
+        import json  # only for --json: not on the TUI's start-up path
+
         print(json.dumps([row.as_dict() for row in rows], indent=2))
         return EXIT_OK
     if engine.remote:

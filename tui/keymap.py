@@ -12,7 +12,6 @@ left out; the rest of the file still applies.
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -33,11 +32,15 @@ def keymap_path() -> Path:
 def load_keymap(path: Path, known_ids: Iterable[str]) -> tuple[dict[str, str], list[str]]:
     """(binding id → keys, problems); a missing file is an empty keymap, not a problem."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return {}, []
     except (OSError, UnicodeDecodeError) as error:
         return {}, [f"{path}: cannot be read ({error})"]
+    import tomllib  # only when there is a keymap: ~5 ms of start-up otherwise
+
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         return {}, [f"{path}: not valid TOML ({error}); no key was remapped"]
     known = set(known_ids)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import re
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,4 +163,6 @@ def with_value(doc: EnvDocument, key: str, value: str) -> str:
 
 def generate_master_key() -> str:
     """A fresh gateway key: `sk-` + 43 url-safe random characters (256 bits)."""
+    import secrets  # hashlib and hmac with it: only when a key is made
+
     return "sk-" + secrets.token_urlsafe(32)
