@@ -428,3 +428,35 @@ async def test_collections_come_back_once_the_first_screen_is_up(home: Path) -> 
     finally:
         gc.unfreeze()
         gc.enable()
+
+
+async def test_a_mode_is_resumed_once_each_time_it_shows(
+    app: LlmTuiApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Textual resumes a mode's new screen twice when it first shows; the second resume
+    (every widget restyled, each handler run again) is dropped, no other one."""
+    from tui.screens.base import ModeScreen
+    from tui.screens.dialogs import ConfirmScreen
+
+    resumed: list[str] = []
+    handler = ModeScreen.on_screen_resume
+
+    def counted(screen: ModeScreen) -> None:
+        resumed.append(screen.MODE)
+        handler(screen)
+
+    monkeypatch.setattr(ModeScreen, "on_screen_resume", counted)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app)
+        assert resumed == ["dashboard"]
+        await go_to(app, pilot, "models")
+        assert resumed == ["dashboard", "models"]
+        app.push_screen(ConfirmScreen("Sure?", "A question", "Yes"))
+        await settle(app)
+        await pilot.press("escape")  # the dialog goes: the screen under it resumes
+        await settle(app)
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert resumed == ["dashboard", "models", "models"]
+        await go_to(app, pilot, "dashboard")
+        await go_to(app, pilot, "models")
+        assert resumed == ["dashboard", "models", "models", "dashboard", "models"]

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar, cast
 
+from textual import events
 from textual._context import active_app
 from textual.app import ComposeResult
 from textual.dom import DOMNode
+from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Header
+from textual.widgets import Header
 from textual.worker import Worker, WorkerState
 
 from stack.errors import SettingsError
 from stack.settings import Settings
 from tui.messages import SettingRejected, SettingSaved
+from tui.widgets.footer import Footer
 from tui.widgets.mode_bar import ModeBar
 
 if TYPE_CHECKING:
@@ -72,6 +75,19 @@ class ModeScreen(Screen[None]):
         app = active_app.get(None)  # None: made before the app runs (installed later)
         if app is not None:
             self._css_update_count = app._css_update_count
+        self._resumed = False
+
+    def post_message(self, message: Message) -> bool:
+        # Textual's switch to a mode not shown before resumes its new screen twice, back to
+        # back: every widget styled again and each resume handler run twice for nothing.
+        # Any other resume follows a suspend (another screen or a dialog came on top).
+        if isinstance(message, events.ScreenResume):
+            if self._resumed:
+                return True
+            self._resumed = True
+        elif isinstance(message, events.ScreenSuspend):
+            self._resumed = False
+        return super().post_message(message)
 
     @property
     def llm_app(self) -> LlmTuiApp:

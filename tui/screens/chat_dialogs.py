@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.screen import ModalScreen
-from textual.widgets import Button, Footer, Label, OptionList, Select, Static, TextArea
+from textual.widgets import Button, Label, OptionList, Select, Static, TextArea
 from textual.widgets.option_list import Option
 from textual.worker import Worker, WorkerState
 
@@ -23,6 +23,7 @@ from stack.settings import Settings
 from tui.commands import bindings
 from tui.paths import display_path
 from tui.screens.dialogs import ConfirmScreen
+from tui.widgets.footer import Footer
 from tui.widgets.key_order import Input, KeepsKeyOrder
 
 

@@ -15,7 +15,7 @@ from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.message import Message
 from textual.screen import ModalScreen
-from textual.widgets import Button, Footer, Select, Static
+from textual.widgets import Button, Select, Static
 from textual.worker import Worker, get_current_worker
 
 from stack.settings import FIELDS, Settings
@@ -23,6 +23,7 @@ from tui.commands import bindings
 from tui.messages import SettingRejected, SettingSaved
 from tui.screens.base import forward_worker_error, start_setting_write
 from tui.setting_change import ChangePreview, preview_change
+from tui.widgets.footer import Footer
 from tui.widgets.key_order import Input
 
 

@@ -20,7 +20,7 @@ from textual.containers import Vertical
 from textual.content import Content
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Header, OptionList, ProgressBar, Static
+from textual.widgets import Header, OptionList, ProgressBar, Static
 from textual.widgets.option_list import Option
 from textual.worker import Worker, WorkerState, get_current_worker
 
@@ -31,6 +31,7 @@ from stack.units import format_size
 from tui.commands import bindings
 from tui.screens.base import forward_worker_error
 from tui.widgets.checklist import Checklist
+from tui.widgets.footer import Footer
 
 if TYPE_CHECKING:
     from stack.hub.jobs import DownloadProgress

@@ -17,7 +17,7 @@ from textual.app import App, ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from stack.gpu import FreeVram, read_free_vram
@@ -32,6 +32,7 @@ from tui.hub_log import HubLogRoute
 from tui.screens.base import ModeScreen
 from tui.screens.dialogs import ConfirmScreen
 from tui.widgets.download_list import DownloaderFactory, DownloadPanel, make_downloader
+from tui.widgets.footer import Footer
 from tui.widgets.hub_tables import (
     QuantsTable,
     ResultsTable,

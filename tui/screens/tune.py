@@ -18,7 +18,7 @@ from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.message import Message
 from textual.screen import ModalScreen
-from textual.widgets import Button, Footer, OptionList, Static
+from textual.widgets import Button, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import Worker, WorkerState
 
@@ -33,6 +33,7 @@ from tui.commands import bindings
 from tui.mailbox import Mailbox
 from tui.screens.base import forward_worker_error
 from tui.services import StackEngine
+from tui.widgets.footer import Footer
 
 if TYPE_CHECKING:
     from tui.app import LlmTuiApp

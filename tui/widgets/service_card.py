@@ -106,8 +106,11 @@ class ServiceCard(Static, can_focus=True):
 
     status: reactive[ServiceStatus | None] = reactive(None)
 
-    def __init__(self, role: str, status: ServiceStatus | None = None) -> None:
-        super().__init__(classes="service-card -off", markup=False)
+    def __init__(self, role: str, status: ServiceStatus | None = None, *, first: bool) -> None:
+        # `-first` (no gap before it) is a class, not `:first-of-type`: an order rule makes
+        # Textual restyle every card again after each mount.
+        classes = f"service-card -{look_of(status)}" + (" -first" if first else "")
+        super().__init__(classes=classes, markup=False)
         self.role = role
         # Content, not a str: a border title is markup, and roles come from container labels.
         self.border_title = Content(role)

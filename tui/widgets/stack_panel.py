@@ -122,8 +122,8 @@ class StackPanel(Vertical):
         yield Static(stack_summary(self._settings), id="stack-summary", markup=False)
         yield Static("", id="stack-notice", markup=False)
         with Horizontal(id="service-cards"):
-            for role in service_roles(self._settings):
-                yield ServiceCard(role)
+            for index, role in enumerate(service_roles(self._settings)):
+                yield ServiceCard(role, first=index == 0)
 
     def on_mount(self) -> None:
         self.border_title = panel_title(None)
@@ -232,7 +232,10 @@ class StackPanel(Vertical):
             focused = self.screen.focused
             selected = focused.role if isinstance(focused, ServiceCard) else None
             cards_row.remove_children()
-            new = [ServiceCard(role, by_role.get(role)) for role in wanted]
+            new = [
+                ServiceCard(role, by_role.get(role), first=index == 0)
+                for index, role in enumerate(wanted)
+            ]
             cards_row.mount_all(new)
             for card in new:
                 if card.role == selected:
