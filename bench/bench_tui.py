@@ -251,12 +251,15 @@ def bench_startup(runs: int, home: Path) -> list[Result]:
             f"ratio per run {min(ratios):.2f}-{max(ratios):.2f}; the project's modules compiled, "
             "as an install leaves them. What dominates (a profile of one start to its first "
             "frame): importing textual.app, which the bare app pays too; then Textual's own work "
-            "for the dashboard's 28 widgets: styling them (about half: at mount, again at "
-            "screen resume and for the footer's keys), six or seven layout passes, parsing the "
-            "dashboard's CSS. Our handlers are ~2 ms; collections are off until the first "
-            "frame and the other screens' CSS waits until they show. Mounting the GPU panel "
-            "and the checklist after the first frame (textual.lazy) gave 1.32x and 1.45x "
-            "against 1.44x and 1.37x (ABAB): noise, so not kept",
+            "for the dashboard's widgets: styling each at mount and once more when the screen "
+            "resumes, the layout passes, parsing the dashboard's CSS. No longer paid (1.41-1.46x "
+            "against 1.53-1.61x for 60e0945, side by side): Textual's second resume of a mode's "
+            "new screen, two restyles of each footer key on mount (tui.widgets.footer), an "
+            "order rule that restyled every service card, tomllib, json and secrets. Our "
+            "handlers are ~2 ms; collections are off until the first frame and the other "
+            "screens' CSS waits until they show. Mounting the GPU panel and the checklist after "
+            "the first frame (textual.lazy) gave 1.32x and 1.45x against 1.44x and 1.37x "
+            "(ABAB): noise, so not kept",
         ),
         result(
             "CPU time to the first painted dashboard",
