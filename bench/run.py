@@ -146,16 +146,60 @@ def chart(rows: list[dict[str, Any]]) -> bool:
     return True
 
 
-def write(
-    rows: list[dict[str, Any]], legacy: list[tuple[str, str, int]], drew: bool, earlier: str = ""
-) -> None:
+def run_stamp() -> str:
+    """Where and when rows are measured: each row keeps the stamp of the run that made it."""
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"Machine: {machine()}. Date: {now}. Commit: {commit()}"
+
+
+def kept_lines(rows: list[dict[str, Any]], stamp: str) -> list[str]:
+    """A line per earlier run whose rows the page keeps: its scripts, machine and date."""
+    scripts: dict[str, set[str]] = {}
+    for row in rows:
+        measured = str(row.get("measured") or stamp)
+        if measured != stamp:
+            scripts.setdefault(measured, set()).add(str(row.get("script")))
+    return [
+        f"Rows of {', '.join(sorted(names))}: kept from an earlier run ({measured})."
+        for measured, names in sorted(scripts.items(), key=lambda item: item[0].split("Date:")[-1])
+    ]
+
+
+def page_stamps() -> tuple[str, dict[str, str]]:
+    """What the last page said: its run's stamp, and the stamp of each script it kept (for
+    rows written before each row carried its own)."""
+    if not RESULTS.exists():
+        return "", {}
+    header, kept = "", {}
+    for line in RESULTS.read_text().splitlines():
+        if line.startswith("Machine: ") and not header:
+            header = line.rstrip(".")
+        elif line.startswith("Rows of ") and ": kept from an earlier run (" in line:
+            names, _, measured = line.removeprefix("Rows of ").partition(
+                ": kept from an earlier run ("
+            )
+            for name in names.split(", "):
+                kept[name] = measured.rstrip(".").removesuffix(")")
+    return header, kept
+
+
+def stamp_rows(rows: list[dict[str, Any]]) -> None:
+    """Rows without a stamp of their own get the one the last page gave them."""
+    header, kept = page_stamps()
+    for row in rows:
+        if not row.get("measured"):
+            row["measured"] = kept.get(str(row.get("script")), header)
+
+
+def write(
+    rows: list[dict[str, Any]], legacy: list[tuple[str, str, int]], drew: bool, stamp: str
+) -> None:
     missed = [r for r in rows if r.get("ok") is False]
     lines = [
         "# Benchmark results",
         "",
-        f"Machine: {machine()}. Date: {now}. Commit: {commit()}.",
-        *([earlier] if earlier else []),
+        f"{stamp}.",
+        *kept_lines(rows, stamp),
         "",
         "Each figure is the median of its runs (min-max in brackets); ours and the reference",
         "are measured in the same run, alternating run by run. Written by `bench/run`.",
@@ -186,20 +230,6 @@ def write(
     RESULTS.write_text("\n".join(lines))
 
 
-def earlier_run(names: list[str]) -> str:
-    """The page's line for rows kept from an earlier run: which scripts, and the machine
-    and date that run named (carried over when the page is written again)."""
-    if not RESULTS.exists():
-        return ""
-    text = RESULTS.read_text()
-    for line in text.splitlines():
-        if line.startswith("Rows of ") and not names:
-            return line  # --rewrite: as it was
-        if line.startswith("Machine: ") and names:
-            return f"Rows of {', '.join(names)}: kept from an earlier run ({line.rstrip('.')})."
-    return ""
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gpu", action="store_true", help="also run the GPU benchmarks")
@@ -215,7 +245,10 @@ def main() -> int:
     args = parser.parse_args()
     if args.rewrite:  # from the rows of the last run, e.g. after changing the page's layout
         rows = json.loads(ROWS.read_text())
-        write(rows, [], chart(rows), earlier_run([]))
+        stamp_rows(rows)
+        newest = max((str(r["measured"]) for r in rows), key=lambda m: m.split("Date:")[-1])
+        ROWS.write_text(json.dumps(rows, indent=1) + "\n")
+        write(rows, [], chart(rows), page_stamps()[0] or newest)
         return 0
     scripts = sorted(BENCH.glob("bench_*.py"))
     if not args.gpu:
@@ -225,26 +258,26 @@ def main() -> int:
     rows: list[dict[str, Any]] = []
     legacy: list[tuple[str, str, int]] = []
     failures = 0
+    stamp = run_stamp()
     with tempfile.TemporaryDirectory(prefix="bench-run-") as tmp:
         for script in scripts:
             got, output, code = run_one(script, args.runs, Path(tmp))
+            for row in got:
+                row["measured"] = stamp
             if got:
                 rows += got
             else:
                 legacy.append((script.name, output, code))
             failures += code != 0
-    earlier = ""
     if args.only and ROWS.exists():
-        # Only some scripts ran: the others keep their rows from the last run, and the page
-        # says where and when those were measured.
+        # Only some scripts ran: the others keep their rows, each with the stamp of the run
+        # that measured it, and the page says where and when that was.
         ran = {script.name for script in scripts}
         kept = [r for r in json.loads(ROWS.read_text()) if r.get("script") not in ran]
+        stamp_rows(kept)
         rows = sorted(kept + rows, key=lambda r: str(r.get("script")))
-        names = sorted({str(r.get("script")) for r in kept})
-        if names:
-            earlier = earlier_run(names)
     ROWS.write_text(json.dumps(rows, indent=1) + "\n")
-    write(rows, legacy, chart(rows), earlier)
+    write(rows, legacy, chart(rows), stamp)
     print(f"\nwrote {RESULTS.relative_to(ROOT)}; {failures} script(s) missed a target or failed")
     return 1 if failures else 0
 
