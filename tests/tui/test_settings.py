@@ -145,8 +145,9 @@ async def test_a_saved_change_is_applied_to_the_running_stack(
         await until(lambda: ("up",) in engine.calls, "up was asked")
         await settle(app)
         assert any(title == "Settings applied" for title, _ in notes(app))
-        panel = text(app.screen.query_one("#settings-operation", Static))
-        assert panel.startswith("✓ Applied:")
+        panel = app.screen.query_one("#settings-operation", Static)
+        assert text(panel).startswith("✓ Applied:")
+        assert panel.outer_size.height == 1  # one row: the table keeps the screen's rows
         engine.statuses = running_stack()
 
 
