@@ -107,8 +107,8 @@ class ServiceCard(Static, can_focus=True):
     status: reactive[ServiceStatus | None] = reactive(None)
 
     def __init__(self, role: str, status: ServiceStatus | None = None, *, first: bool) -> None:
-        # `-first` (no gap before it) is a class, not `:first-of-type`: an order rule makes
-        # Textual restyle every card again after each mount.
+        # `-first` (no gap before it) is a class, not an order rule such as `:last-of-type`:
+        # those make Textual restyle every card again after each mount.
         classes = f"service-card -{look_of(status)}" + (" -first" if first else "")
         super().__init__(classes=classes, markup=False)
         self.role = role
