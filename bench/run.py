@@ -152,6 +152,11 @@ def run_stamp() -> str:
     return f"Machine: {machine()}. Date: {now}. Commit: {commit()}"
 
 
+def stamp_date(stamp: str) -> str:
+    """What orders stamps: their date (``2026-12-04 04:08 UTC`` sorts as text)."""
+    return stamp.split("Date:")[-1]
+
+
 def kept_lines(rows: list[dict[str, Any]], stamp: str) -> list[str]:
     """A line per earlier run whose rows the page keeps: its scripts, machine and date."""
     scripts: dict[str, set[str]] = {}
@@ -161,7 +166,7 @@ def kept_lines(rows: list[dict[str, Any]], stamp: str) -> list[str]:
             scripts.setdefault(measured, set()).add(str(row.get("script")))
     return [
         f"Rows of {', '.join(sorted(names))}: kept from an earlier run ({measured})."
-        for measured, names in sorted(scripts.items(), key=lambda item: item[0].split("Date:")[-1])
+        for measured, names in sorted(scripts.items(), key=lambda item: stamp_date(item[0]))
     ]
 
 
@@ -183,12 +188,14 @@ def page_stamps() -> tuple[str, dict[str, str]]:
     return header, kept
 
 
-def stamp_rows(rows: list[dict[str, Any]]) -> None:
-    """Rows without a stamp of their own get the one the last page gave them."""
+def stamp_rows(rows: list[dict[str, Any]]) -> str:
+    """Rows without a stamp of their own get the one the last page gave them; returns the
+    last page's own stamp ("" without a page)."""
     header, kept = page_stamps()
     for row in rows:
         if not row.get("measured"):
             row["measured"] = kept.get(str(row.get("script")), header)
+    return header
 
 
 def write(
@@ -245,10 +252,10 @@ def main() -> int:
     args = parser.parse_args()
     if args.rewrite:  # from the rows of the last run, e.g. after changing the page's layout
         rows = json.loads(ROWS.read_text())
-        stamp_rows(rows)
-        newest = max((str(r["measured"]) for r in rows), key=lambda m: m.split("Date:")[-1])
+        header = stamp_rows(rows)
+        newest = max((str(r["measured"]) for r in rows), key=stamp_date)
         ROWS.write_text(json.dumps(rows, indent=1) + "\n")
-        write(rows, [], chart(rows), page_stamps()[0] or newest)
+        write(rows, [], chart(rows), header or newest)
         return 0
     scripts = sorted(BENCH.glob("bench_*.py"))
     if not args.gpu:

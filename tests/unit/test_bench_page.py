@@ -48,33 +48,27 @@ def head(page: str) -> list[str]:
     return page.split("\n\n")[1].splitlines()  # the stamp lines under the title
 
 
+ONE = "Machine: one. Date: 2026-01-01 10:00 UTC. Commit: aaa"
+TWO = "Machine: two. Date: 2026-01-02 10:00 UTC. Commit: bbb"
+THREE = "Machine: three. Date: 2026-01-03 10:00 UTC. Commit: ccc"
+
+
+def kept(script: str, stamp: str) -> str:
+    return f"Rows of {script}: kept from an earlier run ({stamp})."
+
+
 def test_kept_rows_keep_the_stamp_of_the_run_that_measured_them(
     bench: ModuleType, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    page = run(bench, monkeypatch, "Machine: one. Date: 2026-01-01 10:00 UTC. Commit: aaa")
-    assert head(page) == ["Machine: one. Date: 2026-01-01 10:00 UTC. Commit: aaa."]
-
-    page = run(
-        bench, monkeypatch, "Machine: two. Date: 2026-01-02 10:00 UTC. Commit: bbb", "bench_a"
-    )
-    assert head(page) == [
-        "Machine: two. Date: 2026-01-02 10:00 UTC. Commit: bbb.",
-        "Rows of bench_b.py: kept from an earlier run "
-        "(Machine: one. Date: 2026-01-01 10:00 UTC. Commit: aaa).",
-    ]
+    assert head(run(bench, monkeypatch, ONE)) == [f"{ONE}."]
+    assert head(run(bench, monkeypatch, TWO, "bench_a")) == [f"{TWO}.", kept("bench_b.py", ONE)]
     # bench_a again: bench_b's rows are still the first run's, not the last page's.
-    page = run(
-        bench, monkeypatch, "Machine: three. Date: 2026-01-03 10:00 UTC. Commit: ccc", "bench_a"
-    )
-    assert head(page)[1:] == [
-        "Rows of bench_b.py: kept from an earlier run "
-        "(Machine: one. Date: 2026-01-01 10:00 UTC. Commit: aaa).",
+    assert head(run(bench, monkeypatch, THREE, "bench_a")) == [
+        f"{THREE}.",
+        kept("bench_b.py", ONE),
     ]
     rows = {r["script"]: r["measured"] for r in json.loads(bench.ROWS.read_text())}
-    assert rows == {
-        "bench_a.py": "Machine: three. Date: 2026-01-03 10:00 UTC. Commit: ccc",
-        "bench_b.py": "Machine: one. Date: 2026-01-01 10:00 UTC. Commit: aaa",
-    }
+    assert rows == {"bench_a.py": THREE, "bench_b.py": ONE}
 
 
 def test_rows_from_before_stamps_take_the_one_their_page_gave_them(
@@ -85,19 +79,20 @@ def test_rows_from_before_stamps_take_the_one_their_page_gave_them(
         for name in ("bench_a", "bench_b", "bench_c")
     ]
     bench.ROWS.write_text(json.dumps(rows))
-    bench.RESULTS.write_text(
-        "# Benchmark results\n\nMachine: two. Date: 2026-01-02 10:00 UTC. Commit: bbb.\n"
-        "Rows of bench_b.py: kept from an earlier run "
-        "(Machine: one. Date: 2026-01-01 10:00 UTC. Commit: aaa).\n"
-    )
+    bench.RESULTS.write_text(f"# Benchmark results\n\n{TWO}.\n{kept('bench_b.py', ONE)}\n")
     (bench.BENCH / "bench_c.py").unlink(missing_ok=True)  # only its rows are left
-    page = run(
-        bench, monkeypatch, "Machine: three. Date: 2026-01-03 10:00 UTC. Commit: ccc", "bench_a"
-    )
-    assert head(page) == [
-        "Machine: three. Date: 2026-01-03 10:00 UTC. Commit: ccc.",
-        "Rows of bench_b.py: kept from an earlier run "
-        "(Machine: one. Date: 2026-01-01 10:00 UTC. Commit: aaa).",
-        "Rows of bench_c.py: kept from an earlier run "
-        "(Machine: two. Date: 2026-01-02 10:00 UTC. Commit: bbb).",
+    assert head(run(bench, monkeypatch, THREE, "bench_a")) == [
+        f"{THREE}.",
+        kept("bench_b.py", ONE),
+        kept("bench_c.py", TWO),
     ]
+
+
+def test_rewrite_keeps_the_page_stamp_and_every_row_stamp(
+    bench: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run(bench, monkeypatch, ONE)
+    page = run(bench, monkeypatch, TWO, "bench_a")
+    monkeypatch.setattr(sys, "argv", ["run.py", "--rewrite"])
+    assert bench.main() == 0
+    assert bench.RESULTS.read_text() == page
