@@ -67,14 +67,15 @@ FRAME_SHARE = 3
 
 
 def chat_intro(settings: Settings) -> str:
+    """Paragraphs without hard line breaks: the pane wraps them to its width."""
     return (
         "Chat with your local model.\n\n"
-        f"Messages go through the gateway at {settings.gateway_url}, exactly the way your\n"
-        "IDE's requests do, and the whole conversation is sent each time. Conversations\n"
-        "are saved as you go (ctrl+o lists them; ctrl+s sets this one's system prompt,\n"
+        f"Messages go through the gateway at {settings.gateway_url}, exactly the way your "
+        "IDE's requests do, and the whole conversation is sent each time. Conversations "
+        "are saved as you go (ctrl+o lists them; ctrl+s sets this one's system prompt, "
         "model and sampling).\n\n"
-        "Enter sends · Esc stops an answer, or leaves the input so the number keys switch\n"
-        "screens (i comes back) · ↑ edits your last message · ctrl+r regenerates ·\n"
+        "Enter sends · Esc stops an answer, or leaves the input so the number keys switch "
+        "screens (i comes back) · ↑ edits your last message · ctrl+r regenerates · "
         "ctrl+y copies · ctrl+t switches local-chat / local-code · ctrl+n starts anew."
     )
 

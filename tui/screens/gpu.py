@@ -90,6 +90,7 @@ class GpuScreen(ModeScreen):
         title = self.query_one("#gpu-title", Static)
         usage = self.query_one("#gpu-usage", Static)
         grid = self.query_one("#gpu-grid")
+        title.set_class(not reading.gpus, "-problem")  # the reason wraps: it says what to do
         if not reading.gpus:
             lines = [
                 Content.styled("No GPU reading", "bold"),
