@@ -167,6 +167,7 @@ class LogView(Log):
         self.highlighter = self.line_styles
         self.at_end = True
         self._frame_style: Style | None = None
+        self._frame_drawn: bool | None = None  # this frame's lines come from `_drawn`
         self._drawn: LRUCache[int, Strip] = LRUCache(DRAWN_LINES)
         self._drawn_for: tuple[int, int, Style] | None = None  # scroll x, width, style
         self._pruned = 0  # lines dropped from the top since the pane began
@@ -278,7 +279,7 @@ class LogView(Log):
 
     def _draw_ahead(self) -> bool:
         """Draw up to DRAW_TURN lines that show and are not drawn yet: True if more wait."""
-        if self.text_selection is not None or self.line_styles.search is not None:
+        if not self._draws_plain():
             return False
         if not self.is_mounted or not self._plain_box():
             return False
@@ -324,15 +325,20 @@ class LogView(Log):
         return overflow == "scroll" or (overflow == "auto" and width > self.container_size.width)
 
     def render_lines(self, crop: Region) -> list[Strip]:
-        # `Log` works out the widget's style (a walk up the DOM) for every line it draws;
-        # once a frame is enough.
+        # `Log` works out the widget's style and its selection (walks up the DOM) for every
+        # line it draws; once a frame is enough.
         self._frame_style = rich_style = self.rich_style
+        self._frame_drawn = self._draws_plain()
         try:
             if not self._plain_box():
                 return super().render_lines(crop)
             return self._render_plain(crop, rich_style)
         finally:
-            self._frame_style = None
+            self._frame_style = self._frame_drawn = None
+
+    def _draws_plain(self) -> bool:
+        """No selection and no search: lines are drawn once and kept (`_drawn_line`)."""
+        return self.text_selection is None and self.line_styles.search is None
 
     def _plain_box(self) -> bool:
         """No border, padding, outline, tint, hatch, title or transparency: the pane's lines
@@ -381,7 +387,8 @@ class LogView(Log):
         rich_style = self._frame_style or self.rich_style
         if y >= len(self._lines):
             return Strip.blank(width, rich_style)
-        if self.text_selection is None and self.line_styles.search is None:
+        drawn = self._frame_drawn
+        if drawn if drawn is not None else self._draws_plain():
             return self._drawn_line(y, scroll_x, width, rich_style)
         line = self._render_line_strip(y, rich_style)
         line = line.crop_extend(scroll_x, scroll_x + width, rich_style)
