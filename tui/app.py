@@ -22,7 +22,7 @@ from textual.worker import Worker
 from stack.cancel import CancelToken
 from stack.errors import LlmTuiError
 from stack.settings import Settings
-from tui import strip_cycles
+from tui import render_crop, steady_scrollbars, strip_cycles
 from tui.commands import APP, COMMANDS, CommandTableProvider, StackProvider, bindings
 from tui.gpu_feed import GpuFeed
 from tui.keymap import keymap_path, load_keymap
@@ -74,6 +74,8 @@ class LlmTuiApp(App[int]):
     ) -> None:
         super().__init__()
         strip_cycles.install()  # drawn lines freed as they go, not by the collector
+        render_crop.install()  # a frame draws only the widgets and rows it shows
+        steady_scrollbars.install()  # a scroll bar is drawn again only when it looks different
         self.settings = settings
         self.services = services
         self.settings_changed: Signal[Settings] = Signal(self, "settings-changed")
