@@ -16,7 +16,6 @@ draws as Textual does. The test compares every answer with a fresh Textual drawi
 from __future__ import annotations
 
 from collections.abc import Hashable
-from weakref import WeakKeyDictionary
 
 from rich.color import Color
 from rich.style import Style
@@ -29,7 +28,7 @@ TEXTUAL_RENDER_LINES = ScrollBar.render_lines
 BACK_COLOR = Color.parse("#555555")
 BAR_COLOR = Color.parse("bright_magenta")
 
-_drawn: WeakKeyDictionary[ScrollBar, tuple[Hashable, list[Strip]]] = WeakKeyDictionary()
+KEPT = "_llm_tui_drawn"  # the bar's attribute: (what it looked like, the lines drawn)
 _installed = False
 
 
@@ -45,12 +44,12 @@ def render_lines(bar: ScrollBar, crop: Region) -> list[Strip]:
     """`ScrollBar.render_lines`, the lines drawn last time while they would come out the same."""
     key = looks(bar, crop)
     if key is not None:
-        kept = _drawn.get(bar)
+        kept: tuple[Hashable, list[Strip]] | None = getattr(bar, KEPT, None)
         if kept is not None and kept[0] == key:
             return kept[1]
     strips = TEXTUAL_RENDER_LINES(bar, crop)
     if key is not None:
-        _drawn[bar] = (key, strips)
+        setattr(bar, KEPT, (key, strips))
     return strips
 
 

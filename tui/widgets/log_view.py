@@ -284,7 +284,7 @@ class LogView(Log):
         if not self.is_mounted or not self._plain_box():
             return False
         scroll_x, scroll_y = self.scroll_offset
-        width, height = self.size
+        width, height = self._shown_width(), self.size.height
         rich_style = self.rich_style
         drawn = 0
         for y in range(scroll_y, min(scroll_y + height, len(self._lines))):
@@ -361,7 +361,7 @@ class LogView(Log):
         filters; Textual's ANSI-to-truecolor filter is left out where it would change nothing
         (every style the pane draws with has true colours and no dim: see `_filters`)."""
         scroll_x, scroll_y = self.scroll_offset
-        width = self.size.width
+        width = self._shown_width()
         filters = self._filters(rich_style)
         background = self.background_colors[1] if filters else TRANSPARENT
         strips = []
@@ -371,9 +371,18 @@ class LogView(Log):
                 strip = strip.apply_filter(line_filter, background)
             strips.append(strip)
         x1, x2 = crop.column_span
-        if (x1, x2) != (0, width):
-            strips = [strip.crop(x1, x2) for strip in strips]
+        if (x1, x2) != (0, self.size.width):
+            strips = [strip.crop(x1, min(x2, width)) for strip in strips]
         return strips
+
+    def _shown_width(self) -> int:
+        """The columns of a line that show: the pane's, less a vertical scroll bar's over its
+        last ones. Lines are drawn that wide, so the compositor has nothing to cut away
+        under the bar (a division of every line of every frame)."""
+        width = self.size.width
+        if self.show_vertical_scrollbar:
+            width -= self.scrollbar_size_vertical
+        return max(0, width)
 
     def _filters(self, rich_style: Style) -> list[LineFilter]:
         filters = list(self.get_line_filters())
