@@ -535,19 +535,22 @@ def bench_flood(home: Path, runs: int = 3, seconds: float = 10.0) -> list[Result
             target="<= 50",
             note=f"{runs} runs of {seconds:.0f} s each side, alternating; p50 {p50s} ms; "
             f"{sum(m['ticks'] for m in ours):.0f} GPU ticks meanwhile. What dominates: "
-            "Textual's frames (10-12 a second: a pane of new lines five times a second, the "
-            "status line between; ~2 ms of CPU at the median, 6-8 ms at p90, the compositor "
-            "cutting the screen into spans), which the two flooding shells and the engine "
-            "stretch four- to sixfold on two cores (the loop's thread uses ~11 % of a core "
-            "here, the two readers ~4 % each); a take goes in 400 lines a turn of the loop, "
-            "sized, scrolled to and drawn once, and the lines that show are drawn ahead 16 a "
-            "turn. The worst wake-ups of a run follow callbacks of 2-14 ms of CPU that took "
-            "20-57 ms of wall time (once a 0.4 ms one that took 31 ms): the loop's thread "
-            "waiting for a core, not holding the interpreter. Holding the readers until a take "
-            "was drawn (41 against 46 ms) and a 0.1 ms scheduler slice for the loop's thread "
-            "(47 against 49 ms; medians of 4 runs a side, 28-106 ms spread) were noise, so not "
-            "kept. The bare app's loop, with nothing to do, shows what the flood alone costs "
-            "a loop here",
+            "Textual's frames (a pane of new lines five times a second, with its status line; "
+            "~1.4 ms of CPU at the median, 3-7 ms at the tail), which the two flooding shells "
+            "and the engine stretch four- to sixfold on two cores (the loop's thread uses "
+            "~10 % of a core here, the two readers ~3 % each); a take goes in 400 lines a "
+            "turn of the loop, sized, scrolled to and drawn once, and the lines that show are "
+            "drawn ahead 16 a turn. A frame draws only the widgets and rows it sends that "
+            "nothing in front covers (tui.render_crop: Textual drew the header, tabs, footer, "
+            "screen and the pane's container in full each frame and cut every line under the "
+            "scroll bar), and a scroll bar is drawn again only when it looks different "
+            "(tui.steady_scrollbars: 2-4 ms a take while the pane filled): side by side with "
+            "the code before, the loop's CPU p99 went from 10.2-10.5 to 6.7-7.4 ms and the "
+            "lag p99 medians were 44 and 33 ms before, 27 and 46 ms after (two runs of five a "
+            "side; 11-72 ms run to run), so the lag is the machine's as much as ours. The "
+            "worst wake-ups follow callbacks of 2-7 ms of CPU that took 20-60 ms of wall "
+            "time: the loop's thread waiting for a core. The bare app's loop, with nothing to "
+            "do, shows what the flood alone costs a loop here",
         ),
         result(
             "CPU time the loop held between two probe wake-ups, p99 (same runs)",
@@ -556,9 +559,10 @@ def bench_flood(home: Path, runs: int = 3, seconds: float = 10.0) -> list[Result
             reference=[m["busy_p99"] for m in bare],
             reference_name="the bare Textual app's loop, same flood",
             note="the lag row's cause without the machine's share, as CPU time: mostly a "
-            "frame (lines drawn in one pass and ahead of it, tui.widgets.log_view; 24-32 ms "
-            "before, when each line went through three strips and every drawn strip was left "
-            "to the cyclic collector, tui.strip_cycles)",
+            "frame (lines drawn in one pass and ahead of it, tui.widgets.log_view; 10-14 ms "
+            "before a frame drew only what it sends and scroll bars only when they change, "
+            "24-32 ms before each line was drawn once and no drawn strip was left to the "
+            "cyclic collector, tui.strip_cycles)",
         ),
         result(
             "log lines taken in per second (two flooding containers)",
