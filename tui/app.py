@@ -79,6 +79,8 @@ class LlmTuiApp(App[int]):
         self.settings = settings
         self.services = services
         self.settings_changed: Signal[Settings] = Signal(self, "settings-changed")
+        # A stack operation began, whichever screen began it (what it is, as a person says it).
+        self.stack_operation_began: Signal[str] = Signal(self, "stack-operation-began")
         self._started_at = time.perf_counter() if started_at is None else started_at
         self._engine: StackEngine | None = None
         # Engines for older settings, left open until the stack operation ends (it may be
@@ -132,6 +134,7 @@ class LlmTuiApp(App[int]):
             )
             return False
         self.stack_operation = what
+        self.stack_operation_began.publish(what)
         return True
 
     def end_stack_operation(self) -> None:

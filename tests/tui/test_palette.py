@@ -12,6 +12,7 @@ from tests.support.gguf_factory import write_tiny_model
 from tests.tui.conftest import FROZEN_CHECKS, write_env
 from tests.tui.fakes import FakeEngine, FakeLogs, fake_services, running_stack
 from tests.tui.helpers import SIZE, go_to, notes, settle, until
+from tests.tui.test_dashboard import edge
 from tui.__main__ import LlmTuiApp, make_app
 from tui.commands import StackProvider
 from tui.keymap import load_keymap
@@ -50,14 +51,19 @@ async def test_dynamic_entries_for_each_model_and_service(models: Settings) -> N
 async def test_serving_a_model_from_the_palette_swaps_it(models: Settings) -> None:
     engine = FakeEngine(statuses=running_stack())
     app = make_app(models, fake_services(FROZEN_CHECKS, engine=engine))
-    async with app.run_test(size=SIZE):
+    async with app.run_test(size=SIZE) as pilot:
         await settle(app)
+        await pilot.press("u")  # the dashboard's own operation leaves its outcome on its edge
+        await settle(app)
+        assert edge(app).startswith("✓ The stack was already up to date")
         run = (await entries(app))["Serve beta.gguf as chat"]
         await run()  # type: ignore[operator]
         await until(lambda: ("swap", "beta.gguf", "chat") in engine.calls, "the swap")
         await settle(app)
         assert app.current_mode == "models"
         assert app.settings.chat_model == "beta.gguf"
+        await go_to(app, pilot, "dashboard")
+        assert edge(app) == ""  # "already up to date" no longer says how the stack is
 
 
 async def test_restart_and_logs_entries(models: Settings) -> None:

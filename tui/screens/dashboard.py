@@ -109,6 +109,12 @@ class DashboardScreen(ModeScreen):
         # After the first paint: the checks' thread imports docker and httpx, and would
         # hold the interpreter while the dashboard is being drawn.
         self.call_after_refresh(self.call_after_refresh, self.action_recheck)
+        self.llm_app.stack_operation_began.subscribe(self, self._outcome_outdated)
+
+    def _outcome_outdated(self, what: str) -> None:
+        """Another operation began (a swap from the palette or the Models screen, a tune):
+        the last one's outcome on the stack panel's edge no longer says how the stack is."""
+        self.query_one(StackPanel).border_subtitle = None
 
     # --- visibility: the loops run only while the dashboard shows -----------------------
 
