@@ -29,6 +29,7 @@ from tui.keymap import keymap_path, load_keymap
 from tui.mailbox import StreamHandle, cancel_soon
 from tui.screens.dashboard import DashboardScreen
 from tui.services import Services, StackEngine
+from tui.widgets import key_order
 
 WORKER_TITLES = {
     "doctor": "Checks failed",
@@ -76,6 +77,7 @@ class LlmTuiApp(App[int]):
         strip_cycles.install()  # drawn lines freed as they go, not by the collector
         render_crop.install()  # a frame draws only the widgets and rows it shows
         steady_scrollbars.install()  # a scroll bar is drawn again only when it looks different
+        key_order.install_in_palette()  # keys typed fast into the palette stay in order
         self.settings = settings
         self.services = services
         self.settings_changed: Signal[Settings] = Signal(self, "settings-changed")

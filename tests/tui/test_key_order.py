@@ -86,6 +86,26 @@ async def test_a_message_typed_fast_in_the_chat_is_sent_as_typed(
         assert chat.requests[0]["messages"][-1]["content"] == "hello!"
 
 
+async def test_a_burst_typed_into_the_palette_reads_as_typed(
+    app: LlmTuiApp, engine: FakeEngine
+) -> None:
+    from textual.command import CommandPalette
+
+    from tui.widgets.key_order import CommandInput
+
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app)
+        await pilot.press("ctrl+p")
+        await until(lambda: isinstance(app.screen, CommandPalette) or None, "the palette")
+        await settle(app)
+        field = app.screen.query_one(CommandInput)
+        assert app.focused is field and isinstance(field, CommandInput)
+        burst(app, ["s", "e", "r", "x", "backspace", "v", "e"])
+        await until(lambda: field.value == "serve" or None, "the palette reads 'serve'")
+        await settle(app)
+        assert field.value == "serve"
+
+
 class TwoFields(App[None]):
     def compose(self) -> ComposeResult:
         yield Input("one", id="first")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import textual.command
 from textual import events
 from textual.widgets import Input as TextualInput
 
@@ -48,3 +49,13 @@ class KeepsKeyOrder(_Base):
 
 class Input(TextualInput, KeepsKeyOrder):
     """Textual's `Input`, with its editing keys kept in order with the letters."""
+
+
+class CommandInput(textual.command.CommandInput, KeepsKeyOrder):
+    """The command palette's input, with its editing keys kept in order with the letters."""
+
+
+def install_in_palette() -> None:
+    """Textual's command palette makes its input by this module-level name each time it
+    opens (and finds it by it): from now on the palette's is ours."""
+    textual.command.CommandInput = CommandInput  # type: ignore[misc]
