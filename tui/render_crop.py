@@ -21,22 +21,19 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Mapping, Sequence
+from functools import cache
 
 from textual._compositor import Compositor
 from textual.geometry import Region
 from textual.strip import Strip
 
 TEXTUAL_RENDER_CHOPS = Compositor._render_chops
-_installed = False
 
 Chops = Sequence[Mapping[int, Strip]]
 
 
+@cache  # once: a second call changes nothing
 def install() -> None:
-    global _installed
-    if _installed:
-        return
-    _installed = True
     Compositor._render_chops = render_chops  # type: ignore[method-assign, assignment]
 
 

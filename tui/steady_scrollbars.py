@@ -16,6 +16,7 @@ draws as Textual does. The test compares every answer with a fresh Textual drawi
 from __future__ import annotations
 
 from collections.abc import Hashable
+from functools import cache
 
 from rich.color import Color
 from rich.style import Style
@@ -29,14 +30,10 @@ BACK_COLOR = Color.parse("#555555")
 BAR_COLOR = Color.parse("bright_magenta")
 
 KEPT = "_llm_tui_drawn"  # the bar's attribute: (what it looked like, the lines drawn)
-_installed = False
 
 
+@cache  # once: a second call changes nothing
 def install() -> None:
-    global _installed
-    if _installed:
-        return
-    _installed = True
     ScrollBar.render_lines = render_lines  # type: ignore[method-assign, assignment]
 
 

@@ -16,18 +16,14 @@ objects; only the self-references are gone, so refcounting frees strips as befor
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from functools import cache
 
 from rich.style import Style
 from textual.strip import Strip
 
-_installed = False
 
-
+@cache  # once: a second call changes nothing
 def install() -> None:
-    global _installed
-    if _installed:
-        return
-    _installed = True
     divide = Strip.divide
     crop_extend = Strip.crop_extend
 
