@@ -112,8 +112,9 @@ class DashboardScreen(ModeScreen):
         self.llm_app.stack_operation_began.subscribe(self, self._outcome_outdated)
 
     def _outcome_outdated(self, what: str) -> None:
-        """Another operation began (a swap from the palette or the Models screen, a tune):
-        the last one's outcome on the stack panel's edge no longer says how the stack is."""
+        """An operation began, here or elsewhere (a swap from the palette or the Models
+        screen, a tune): the last one's outcome on the stack panel's edge no longer says how
+        the stack is."""
         self.query_one(StackPanel).border_subtitle = None
 
     # --- visibility: the loops run only while the dashboard shows -----------------------
@@ -260,8 +261,7 @@ class DashboardScreen(ModeScreen):
             return
         self._operation = operation
         self._progress.take()
-        self.query_one(OperationPanel).start(operation.running)
-        self.query_one(StackPanel).border_subtitle = None
+        self.query_one(OperationPanel).start(operation.running)  # its edge: _outcome_outdated
         self.operate(self.llm_app.engine, operation, self.llm_app.cancel_token())
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="stack-op")
