@@ -23,6 +23,7 @@ from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 from textual.app import App
+from textual.content import Content
 from textual.message_pump import MessagePump
 from textual.pilot import Pilot
 from textual.screen import Screen
@@ -207,3 +208,8 @@ async def go_to(app: LlmTuiApp, pilot: Pilot[int], mode: str) -> None:
 def notes(app: LlmTuiApp) -> list[tuple[str, str]]:
     """(title, message) of every notification shown so far."""
     return [(note.title, note.message) for note in app._notifications]
+
+
+def edge(app: LlmTuiApp) -> str:
+    """The stack panel's lower edge on the current screen: how the last operation went."""
+    return Content.from_markup(app.screen.query_one("#stack-panel").border_subtitle or "").plain

@@ -7,7 +7,6 @@ from dataclasses import replace
 
 import pytest
 from textual.command import CommandList
-from textual.content import Content
 from textual.widgets import Button, OptionList, Static
 
 from stack.doctor import Check, Status
@@ -24,7 +23,7 @@ from tests.tui.fakes import (
     running_stack,
 )
 from tests.tui.fakes import fake_services as fakes
-from tests.tui.helpers import DEADLINE_S, SIZE, go_to, live_timers, notes, settle, text, until
+from tests.tui.helpers import DEADLINE_S, SIZE, edge, go_to, live_timers, notes, settle, text, until
 from tui.__main__ import LlmTuiApp, make_app
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.dialogs import ConfirmScreen, PickServiceScreen
@@ -57,11 +56,6 @@ def card_text(app: LlmTuiApp, role: str) -> str:
 
 def panel(app: LlmTuiApp) -> str:
     return text(app.screen.query_one(OperationPanel))
-
-
-def edge(app: LlmTuiApp) -> str:
-    """The stack panel's lower edge: how the last operation went."""
-    return Content.from_markup(app.screen.query_one("#stack-panel").border_subtitle or "").plain
 
 
 async def test_u_starts_the_stack_with_progress_then_success(

@@ -11,8 +11,7 @@ from stack.settings import Settings, load_settings
 from tests.support.gguf_factory import write_tiny_model
 from tests.tui.conftest import FROZEN_CHECKS, write_env
 from tests.tui.fakes import FakeEngine, FakeLogs, fake_services, running_stack
-from tests.tui.helpers import SIZE, go_to, notes, settle, until
-from tests.tui.test_dashboard import edge
+from tests.tui.helpers import SIZE, edge, go_to, notes, settle, until
 from tui.__main__ import LlmTuiApp, make_app
 from tui.commands import StackProvider
 from tui.keymap import load_keymap
